@@ -1,0 +1,1 @@
+"""Canonical messages: entities, events, commands and the envelope."""

@@ -1,0 +1,1 @@
+"""Vendor adapters, the shared HTTP layer, the rate governor and the sandbox."""

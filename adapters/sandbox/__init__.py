@@ -1,0 +1,1 @@
+"""Simulated vendor systems (ASGI apps) speaking the real wire formats."""

@@ -1,0 +1,1 @@
+"""Process: CLI, configuration, wiring, control socket, metrics, systemd notify, signals, logging."""
