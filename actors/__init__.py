@@ -6,6 +6,15 @@ error hierarchy, so that ``store`` and ``adapters`` may import ``actors.errors``
 store, live in the subpackages ``actors.systems`` and ``actors.workflows``.
 """
 
+from .actor import (
+    Actor as Actor,
+)
+from .ask import (
+    Reply as Reply,
+)
+from .ask import (
+    ask as ask,
+)
 from .errors import (
     ActorError as ActorError,
 )
@@ -20,4 +29,43 @@ from .errors import (
 )
 from .errors import (
     PssyncError as PssyncError,
+)
+from .health import (
+    ActorHealth as ActorHealth,
+)
+from .health import (
+    HealthView as HealthView,
+)
+from .keyed import (
+    KeyedExecutor as KeyedExecutor,
+)
+from .keyed import (
+    open_keyed_executor as open_keyed_executor,
+)
+from .mailbox import (
+    Mailbox as Mailbox,
+)
+from .supervisor import (
+    ChildSpec as ChildSpec,
+)
+from .supervisor import (
+    ChildState as ChildState,
+)
+from .supervisor import (
+    ChildStatus as ChildStatus,
+)
+from .supervisor import (
+    GetStatus as GetStatus,
+)
+from .supervisor import (
+    Restart as Restart,
+)
+from .supervisor import (
+    RestartPolicy as RestartPolicy,
+)
+from .supervisor import (
+    Strategy as Strategy,
+)
+from .supervisor import (
+    Supervisor as Supervisor,
 )
