@@ -1,0 +1,13 @@
+"""Auth strategies for the shared HTTP layer: static bearer keys, OAuth 2.0 client
+credentials (with token caching and single-flight refresh), Salesforce JWT bearer and
+NetSuite Token-Based Authentication (OAuth 1.0a, HMAC-SHA256)."""
+
+from .base import AuthStrategy as AuthStrategy
+from .bearer import BearerToken as BearerToken
+from .jwt_bearer import SalesforceJwtBearer as SalesforceJwtBearer
+from .jwt_bearer import rs256_jwt as rs256_jwt
+from .netsuite_tba import NetSuiteTba as NetSuiteTba
+from .oauth2 import OAuth2ClientCredentials as OAuth2ClientCredentials
+from .oauth2 import salesforce_client_credentials as salesforce_client_credentials
+from .token import AccessToken as AccessToken
+from .token import CachedTokenAuth as CachedTokenAuth
