@@ -1,0 +1,68 @@
+"""``pssync``: argument parsing and dispatch to the command modules.
+
+A command group is a module with ``register(subparsers)`` that adds its parsers and sets
+``handler`` (``Namespace -> exit status``) on each; adding one is a line in ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+
+from actors.errors import ConfigError, PssyncError
+
+from . import bench_cmd, config_cmd, journal_cmd, run_cmd
+from .common import ExitCode, error, report_config_error
+
+COMMANDS = (run_cmd, config_cmd, journal_cmd, bench_cmd)
+
+
+def version() -> str:
+    try:
+        return metadata.version("pssync")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pssync",
+        description="Keep a professional-services firm's CRM, PSA, ERP and billing in step.",
+        epilog="Exit status: 0 ok, 1 the operation failed, 2 usage or configuration error.",
+    )
+    parser.add_argument("--version", action="version", version=f"pssync {version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script: parse ``argv`` (default ``sys.argv[1:]``), run, return the status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version (0) and usage errors (2)
+        return exit_.code if isinstance(exit_.code, int) else ExitCode.USAGE
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        return report_config_error(exc)
+    except PssyncError as exc:
+        error(str(exc))
+        return ExitCode.FAILED
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `pssync … | head`: the reader left; nothing more to say.
+        sys.stderr.close()
+        return ExitCode.FAILED
+    except OSError as exc:  # a missing directory, a full disk: the environment, not a bug
+        error(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
+        return ExitCode.FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

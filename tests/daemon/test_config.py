@@ -1,0 +1,449 @@
+"""Configuration: every error names the dotted key path and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from actors.errors import ConfigError
+from daemon.config import Config, NetSuiteSystem, NetSuiteTba
+from daemon.config_load import load_config, parse_config
+from daemon.errors import ConfigErrors, config_problems
+from daemon.secrets import SecretRef
+
+from .conftest import BASE, EXAMPLE, GOVERNANCE
+
+SF = """
+[systems.crm]
+kind = "crm"
+vendor = "salesforce"
+base_url = "https://acme.my.salesforce.com"
+"""
+SF_AUTH = 'auth = { method = "client_credentials", client_id = "app", client_secret = %s }\n'
+
+# (id, TOML added to BASE, the error exactly as str(ConfigError) renders it)
+BAD = [
+    (
+        "type-float-got-str",
+        '[systems.erp.limits]\nrate_per_s = "fast"\n',
+        'systems.erp.limits.rate_per_s: expected a number, got "fast"',
+    ),
+    (
+        "type-int-got-float",
+        "[systems.erp.limits]\nburst = 2.5\n",
+        "systems.erp.limits.burst: expected an integer, got 2.5",
+    ),
+    (
+        "type-bool-got-str",
+        '[metrics]\nenabled = "yes"\n',
+        'metrics.enabled: expected true or false, got "yes"',
+    ),
+    (
+        "type-table-got-int",
+        "[systems.erp.legal_entities]\nUS01 = 1\n",
+        "systems.erp.legal_entities.US01: expected a table, got 1",
+    ),
+    (
+        "type-array-item",
+        '[workflows.time_expense_to_erp]\nsystems = ["erp", 3]\n',
+        "workflows.time_expense_to_erp.systems[1]: expected a string, got 3",
+    ),
+    (
+        "type-date",
+        "[mappings]\ndirectory = 2024-01-01\n",
+        "mappings.directory: expected a string, got 2024-01-01",
+    ),
+    (
+        "constraint-min",
+        "[systems.erp.limits]\nburst = 0\n",
+        "systems.erp.limits.burst: expected an integer >= 1, got 0",
+    ),
+    (
+        "constraint-fraction",
+        "[systems.erp.limits]\nquota_reserve_fraction = 1.5\n",
+        "systems.erp.limits.quota_reserve_fraction: expected a number < 1.0, got 1.5",
+    ),
+    (
+        "constraint-url",
+        SF.replace("https://acme.my.salesforce.com", "ftp://acme") + SF_AUTH % '"env:SF"',
+        'systems.crm.base_url: expected an http:// or https:// URL, got "ftp://acme"',
+    ),
+    (
+        "unknown-key",
+        "[systems.erp.limits]\nrat = 5\n",
+        "systems.erp.limits.rat: unknown key; allowed keys: burst, daily_quota, "
+        "max_concurrency, quota_reserve_fraction, rate_per_s",
+    ),
+    (
+        "unknown-top-level-table",
+        "[database]\npath = 1\n",
+        "database: unknown key; allowed keys: control, governance, journal, log, mappings, "
+        "metrics, systems, workflows",
+    ),
+    (
+        "unknown-key-vendor-specific",
+        '[systems.psa]\nkind = "psa"\nvendor = "kantata"\nbase_url = "https://api.mavenlink.com"\n'
+        'auth = { token = "env:K" }\naccount_id = "1"\n',
+        "systems.psa.account_id: unknown key; allowed keys: auth, base_url, kind, "
+        "legal_entities, limits, poll_interval_s, timeout_s, vendor",
+    ),
+    (
+        "missing-required",
+        SF + SF_AUTH % '"env:SF"' + 'api_version = "v66.0"\n[systems.billing]\nkind = "billing"\n'
+        'vendor = "stripe"\nbase_url = "https://api.stripe.com"\nauth = { api_key = "env:S" }\n',
+        "systems.billing.api_version: missing required key",
+    ),
+    (
+        "missing-vendor",
+        '[systems.crm]\nkind = "crm"\nbase_url = "https://x.example"\n',
+        'systems.crm.vendor: missing required key; expected one of "salesforce", "kantata", '
+        '"netsuite", "stripe", "business_central", "sap", "oracle"',
+    ),
+    (
+        "bad-vendor",
+        '[systems.crm]\nkind = "crm"\nvendor = "hubspot"\n',
+        'systems.crm.vendor: expected one of "salesforce", "kantata", "netsuite", "stripe", '
+        '"business_central", "sap", "oracle", got "hubspot"',
+    ),
+    (
+        "bad-enum-type",
+        "[log]\nlevel = 3\n",
+        'log.level: expected one of "debug", "error", "info", "warning", got 3',
+    ),
+    (
+        "bad-enum",
+        '[journal]\nsynchronous = "OFF"\n',
+        'journal.synchronous: expected one of "FULL", "NORMAL", got "OFF"',
+    ),
+    (
+        "bad-kind",
+        SF.replace('kind = "crm"', 'kind = "cmr"') + SF_AUTH % '"env:SF"',
+        'systems.crm.kind: expected one of "billing", "crm", "erp", "psa", got "cmr"',
+    ),
+    (
+        "bad-auth-method",
+        SF + 'auth = { method = "password", client_id = "app" }\n',
+        'systems.crm.auth.method: expected one of "client_credentials", "jwt_bearer", '
+        'got "password"',
+    ),
+    (
+        "plain-string-secret",
+        SF + SF_AUTH % '"s3cr3t-value-123"',
+        "systems.crm.auth.client_secret: expected a secret reference (file:/path, "
+        "credential:NAME or env:VAR), got a plain string: secret values never go in the "
+        "configuration file",
+    ),
+    (
+        "secret-not-a-string",
+        SF + SF_AUTH % "123456",
+        "systems.crm.auth.client_secret: expected a secret reference (file:/path, "
+        "credential:NAME or env:VAR), got an integer",
+    ),
+    (
+        "bad-secret-kind",
+        SF + SF_AUTH % '"vault:crm/secret"',
+        "systems.crm.auth.client_secret: unknown secret reference kind; expected "
+        "file:/path, credential:NAME or env:VAR",
+    ),
+    (
+        "bad-secret-file",
+        SF + SF_AUTH % '"file:secrets/sf"',
+        "systems.crm.auth.client_secret: file: secret reference needs an absolute path, "
+        'got "secrets/sf"',
+    ),
+    (
+        "bad-secret-credential",
+        SF + SF_AUTH % '"credential:../sf"',
+        "systems.crm.auth.client_secret: credential: secret reference needs a credential name "
+        "(letters, digits, '_', '.', '@', '-'), got \"../sf\"",
+    ),
+    (
+        "bad-secret-env",
+        SF + SF_AUTH % '"env:1X"',
+        "systems.crm.auth.client_secret: env: secret reference needs an environment variable "
+        'name, got "1X"',
+    ),
+    (
+        "bad-currency",
+        '[systems.erp.legal_entities.US01]\nerp_id = "1"\ncurrency = "usd"\n',
+        "systems.erp.legal_entities.US01.currency: expected a three-letter ISO 4217 currency "
+        'code, got "usd"',
+    ),
+    (
+        "quoted-key-in-path",
+        '[systems."my crm"]\nkind = 3\n',
+        'systems."my crm".vendor: missing required key; expected one of "salesforce", '
+        '"kantata", "netsuite", "stripe", "business_central", "sap", "oracle"',
+    ),
+    (
+        "second-of-several-dict-entries",
+        '[workflows.deal_to_project]\nwidth = 2\n[workflows.reconcile]\nwidth = "wide"\n',
+        'workflows.reconcile.width: expected an integer, got "wide"',
+    ),
+    # cross-field checks
+    (
+        "vendor-kind-mismatch",
+        SF.replace('kind = "crm"', 'kind = "billing"') + SF_AUTH % '"env:SF"',
+        'systems.crm.kind: vendor "salesforce" is a crm system, not billing',
+    ),
+    (
+        "workflow-unknown-system",
+        '[workflows.time_expense_to_erp]\nenabled = false\nsystems = ["erp", "kantata"]\n',
+        'workflows.time_expense_to_erp.systems[1]: unknown system "kantata" (configured: erp)',
+    ),
+    (
+        "workflow-unknown-name",
+        "[workflows.deal_to_projct]\nwidth = 2\n",
+        "workflows.deal_to_projct: unknown workflow; known workflows: customer_master, "
+        "deal_to_project, invoice_feedback, milestone_to_invoice, reconcile, time_expense_to_erp",
+    ),
+    (
+        "workflow-missing-kind",
+        "[workflows.time_expense_to_erp]\nwidth = 2\n",
+        "workflows.time_expense_to_erp: needs a psa system; none is configured",
+    ),
+    (
+        "reconcile-needs-interval",
+        "[workflows.reconcile]\nenabled = false\n",
+        "workflows.reconcile.interval_s: required for the scheduled reconcile workflow",
+    ),
+    (
+        "backoff-order",
+        "[workflows.reconcile]\nenabled = false\ninterval_s = 60\n"
+        "backoff = { initial_s = 10, max_s = 5 }\n",
+        "workflows.reconcile.backoff.max_s: must be at least initial_s (10), got 5",
+    ),
+    (
+        "legal-entity-on-crm",
+        SF + SF_AUTH % '"env:SF"' + '[systems.crm.legal_entities.US01]\nerp_id = "1"\n'
+        'currency = "USD"\n',
+        "systems.crm.legal_entities: only ERP systems route legal entities",
+    ),
+    (
+        "governance-unknown-system",
+        '[governance.customer_master]\ntax_id = "sap"\n',
+        'governance.customer_master.tax_id: unknown system "sap" (configured: erp)',
+    ),
+    (
+        "metrics-listen",
+        '[metrics]\nlisten = "9464"\n',
+        'metrics.listen: expected HOST:PORT, got "9464"',
+    ),
+    (
+        "system-name",
+        '[systems.ERP2]\nkind = "erp"\nvendor = "sap"\nbase_url = "https://my1-api.s4hana.cloud.sap"\n'
+        'auth = { method = "basic", username = "COMM", password = "env:SAP" }\n'
+        '[systems.ERP2.legal_entities.DE01]\nerp_id = "1010"\ncurrency = "EUR"\n'
+        '[systems.erp.legal_entities.US01]\nerp_id = "1"\ncurrency = "USD"\n',
+        "systems.ERP2: a system name must be lower case letters, digits and '_', starting with a "
+        "letter (it labels metrics and log lines)",
+    ),
+]
+
+LINE = BASE.count("\n")  # the added TOML starts on line LINE + 1
+
+TWO_ERPS = """
+[systems.erp_legacy]
+kind = "erp"
+vendor = "business_central"
+base_url = "https://api.businesscentral.dynamics.com"
+company_id = "c0ffee"
+auth = { tenant_id = "t", client_id = "c", client_secret = "credential:bc-secret" }
+"""
+
+
+@pytest.mark.parametrize(("toml", "expected"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_bad_config_names_path_and_expectation(toml: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(BASE + toml, source="pssync.toml")
+
+    assert str(caught.value) == f"pssync.toml: {expected}"
+    assert caught.value.source == "pssync.toml"
+    assert expected.startswith(caught.value.path + ": ")
+
+
+@pytest.mark.parametrize("value", ["hunter2-very-secret", "admin:hunter2", "sk_live_hunter2"])
+def test_plain_string_secret_is_never_echoed(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(BASE + SF + SF_AUTH % f'"{value}"', source="pssync.toml")
+
+    assert caught.value.path == "systems.crm.auth.client_secret"
+    assert "hunter2" not in str(caught.value)
+    assert "admin" not in str(caught.value)
+
+
+def test_type_error_in_secret_field_shows_no_value() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(BASE + SF + SF_AUTH % "987654321", source="pssync.toml")
+
+    assert "987654321" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        (
+            "[journal\npath = 1\n",
+            f"pssync.toml:{LINE + 1}:9: TOML syntax error: Expected ']' at the end of a table "
+            "declaration",
+        ),
+        ("[log]\nlevel = = 1\n", f"pssync.toml:{LINE + 2}:9: TOML syntax error: Invalid value"),
+        (
+            '[metrics]\nlisten = "a:1"\nlisten = "b:2"\n',
+            f"pssync.toml:{LINE + 3}:15: TOML syntax error: Cannot overwrite a value",
+        ),
+    ],
+    ids=["unclosed-table", "double-equals", "duplicate-key"],
+)
+def test_toml_syntax_error_gives_file_line_column(toml: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(BASE + toml, source="pssync.toml")
+
+    assert str(caught.value) == expected
+
+
+def test_several_cross_field_problems_are_reported_together() -> None:
+    toml = BASE + TWO_ERPS + '[governance.customer_master]\nname = "crm"\n'
+
+    with pytest.raises(ConfigErrors) as caught:
+        parse_config(toml, source="pssync.toml")
+
+    assert [str(p) for p in config_problems(caught.value)] == [
+        "pssync.toml: systems.erp.legal_entities: required when more than one ERP system is "
+        "configured (erp, erp_legacy): ERP routing is by legal entity",
+        "pssync.toml: systems.erp_legacy.legal_entities: required when more than one ERP "
+        "system is configured (erp, erp_legacy): ERP routing is by legal entity",
+        'pssync.toml: governance.customer_master.name: unknown system "crm" '
+        "(configured: erp, erp_legacy)",
+    ]
+
+
+def test_overlapping_legal_entity_routing_is_an_error() -> None:
+    toml = (
+        BASE
+        + TWO_ERPS
+        + '[systems.erp.legal_entities.US01]\nerp_id = "1"\ncurrency = "USD"\n'
+        + '[systems.erp_legacy.legal_entities.US01]\nerp_id = "CRONUS US"\ncurrency = "USD"\n'
+        + '[systems.erp_legacy.legal_entities.UK01]\nerp_id = "CRONUS UK"\ncurrency = "GBP"\n'
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(toml, source="pssync.toml")
+
+    assert str(caught.value) == (
+        'pssync.toml: systems.erp_legacy.legal_entities.US01: legal entity "US01" is already '
+        'routed to system "erp"'
+    )
+
+
+def test_two_erps_with_disjoint_legal_entities_are_fine() -> None:
+    toml = (
+        BASE
+        + TWO_ERPS
+        + '[systems.erp.legal_entities.US01]\nerp_id = "1"\ncurrency = "USD"\n'
+        + '[systems.erp_legacy.legal_entities.UK01]\nerp_id = "CRONUS UK"\ncurrency = "GBP"\n'
+    )
+
+    config = parse_config(toml)
+
+    assert sorted(config.systems["erp_legacy"].legal_entities) == ["UK01"]
+
+
+def test_missing_governance_is_reported() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config("", source="pssync.toml")
+
+    assert str(caught.value) == "pssync.toml: governance: missing required key"
+
+
+def test_unreadable_file_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "absent.toml")
+
+    assert (
+        str(caught.value) == f"{tmp_path / 'absent.toml'}: cannot read: No such file or directory"
+    )
+
+
+def test_valid_config_decodes_into_structs(write_config) -> None:
+    path = write_config(BASE)
+
+    config = load_config(path, environ={})
+
+    assert isinstance(config, Config)
+    erp = config.systems["erp"]
+    assert isinstance(erp, NetSuiteSystem)
+    assert erp.vendor == "netsuite"
+    assert isinstance(erp.auth, NetSuiteTba)
+    assert erp.auth.token_secret == SecretRef("env", "NS_TS")
+    assert erp.limits.rate_per_s == 5.0
+    assert erp.poll_interval_s == 60.0
+
+
+def test_state_and_runtime_paths_default_from_systemd_directories(write_config) -> None:
+    path = write_config(GOVERNANCE)
+
+    config = load_config(path, environ={"STATE_DIRECTORY": "/srv/st", "RUNTIME_DIRECTORY": "/r"})
+
+    assert config.journal.path == "/srv/st/journal.sqlite3"
+    assert config.journal.backup_dir == "/srv/st/backups"
+    assert config.control.socket_path == "/r/control.sock"
+    assert config.mappings.directory == str(path.parent / "mappings")
+
+
+def test_paths_default_outside_systemd(write_config) -> None:
+    config = load_config(write_config(GOVERNANCE), environ={})
+
+    assert config.journal.path == "/var/lib/pssync/journal.sqlite3"
+    assert config.control.socket_path == "/run/pssync/control.sock"
+
+
+def test_relative_paths_are_relative_to_the_config_file(write_config) -> None:
+    path = write_config(GOVERNANCE + '[journal]\npath = "state/j.sqlite3"\n')
+
+    config = load_config(path, environ={"STATE_DIRECTORY": "/ignored"})
+
+    assert config.journal.path == str(path.parent / "state" / "j.sqlite3")
+
+
+def test_example_config_is_accepted() -> None:
+    config = load_config(EXAMPLE, environ={})
+
+    assert {name: s.vendor for name, s in config.systems.items()} == {
+        "crm": "salesforce",
+        "psa": "kantata",
+        "erp": "netsuite",
+        "billing": "stripe",
+    }
+    assert sorted(config.systems["erp"].legal_entities) == ["UK01", "US01"]
+    assert config.governance.owners.billing == "billing-ops@acme.example"
+
+
+def test_non_utf8_file_is_a_config_error(write_config) -> None:
+    path = write_config("")
+    path.write_bytes(GOVERNANCE.encode() + b'[log]\nlevel = "\xff"\n')
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert str(caught.value) == (
+        f"{path}: not UTF-8 text (byte {len(GOVERNANCE) + 15}): TOML files are UTF-8"
+    )
+
+
+def test_erp_routing_by_legal_entity() -> None:
+    two = parse_config(
+        BASE
+        + TWO_ERPS
+        + '[systems.erp.legal_entities.US01]\nerp_id = "1"\ncurrency = "USD"\n'
+        + '[systems.erp_legacy.legal_entities.UK01]\nerp_id = "CRONUS UK"\ncurrency = "GBP"\n'
+    )
+    single_for_all = parse_config(BASE)
+
+    assert (two.erp_for("US01"), two.erp_for("UK01"), two.erp_for("DE01")) == (
+        "erp",
+        "erp_legacy",
+        None,
+    )
+    assert single_for_all.erp_for("DE01") == "erp"
