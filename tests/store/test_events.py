@@ -1,0 +1,217 @@
+"""Appending events: durability contract, dedup, seqs, group commit, cancellation."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+import trio
+import trio.testing
+
+from actors.errors import StoreError
+from store import EventRecord, Journal, open_journal
+
+from .conftest import event
+
+
+async def test_append_assigns_increasing_seqs_and_reads_back(journal: Journal) -> None:
+    result = await journal.append([event("a"), event("b"), event("c")])
+
+    assert result.seqs == (1, 2, 3)
+    assert result.new == (True, True, True)
+    stored = await journal.read_events()
+    assert [(e.seq, e.id, e.body) for e in stored] == [
+        (1, "a", b"body:a"),
+        (2, "b", b"body:b"),
+        (3, "c", b"body:c"),
+    ]
+    assert stored[0].occurred_at == 1_700_000_000.0
+    assert await journal.max_seq() == 3
+
+
+async def test_duplicate_ids_are_reported_not_new_and_not_stored_twice(journal: Journal) -> None:
+    await journal.append([event("a"), event("b")])
+
+    result = await journal.append([event("b"), event("c"), event("c")])
+
+    assert result.new == (False, True, False)
+    # The repeat gets the seq of the row that is there; a skipped duplicate may leave a gap.
+    assert result.seqs[0] == 2
+    assert result.seqs[1] == result.seqs[2] > 2
+    assert result.new_count == 1
+    assert [e.id for e in await journal.read_events()] == ["a", "b", "c"]
+
+
+async def test_read_events_filters_by_type_and_pages_by_seq(journal: Journal) -> None:
+    await journal.append(
+        [event("a", type="DealWon"), event("b"), event("c", type="DealWon"), event("d")]
+    )
+
+    assert [e.id for e in await journal.read_events(types=["DealWon"])] == ["a", "c"]
+    assert [e.id for e in await journal.read_events(after_seq=1, limit=2)] == ["b", "c"]
+    assert [e.id for e in await journal.get_events(["d", "zz", "a"])] == ["a", "d"]
+    assert [e.id for e in await journal.get_events_by_seq([4, 2])] == ["b", "d"]
+
+
+async def _hold_writer(journal: Journal, entered: threading.Event, release: threading.Event):
+    """Queue a write that blocks the writer thread until ``release`` is set."""
+
+    def block(_conn: sqlite3.Connection) -> None:
+        entered.set()
+        release.wait(timeout=10)
+
+    await journal._writer.call(block)
+
+
+async def test_concurrent_appends_share_one_commit(journal: Journal) -> None:
+    entered, release = threading.Event(), threading.Event()
+    before = journal.commit_stats()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_hold_writer, journal, entered, release)
+        await trio.to_thread.run_sync(entered.wait)
+        for index in range(50):
+            nursery.start_soon(journal.append, [event(f"e{index}")])
+        await trio.testing.wait_all_tasks_blocked()
+        release.set()
+
+    after = journal.commit_stats()
+    # The blocker's transaction, then all 50 queued appends in a single one.
+    assert after.commits - before.commits == 2
+    assert after.requests - before.requests == 51
+    assert after.events - before.events == 50
+    assert after.mean_batch_size > 1
+    assert len(await journal.read_events()) == 50
+
+
+async def test_many_concurrent_appenders_need_fewer_commits_than_appends(
+    journal: Journal,
+) -> None:
+    async def appender(index: int) -> None:
+        for n in range(20):
+            await journal.append([event(f"{index}-{n}")])
+
+    async with trio.open_nursery() as nursery:
+        for index in range(30):
+            nursery.start_soon(appender, index)
+
+    stats = journal.commit_stats()
+    assert stats.events == 600
+    assert stats.commits < 600
+    assert await journal.max_seq() == 600
+
+
+async def test_cancelled_waiter_still_gets_its_durable_result(journal: Journal) -> None:
+    entered, release = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    async def appender(scope_ready: trio.Event, scopes: list[trio.CancelScope]) -> None:
+        with trio.CancelScope() as scope:
+            scopes.append(scope)
+            scope_ready.set()
+            outcome.append(await journal.append([event("x")]))
+            await trio.lowlevel.checkpoint()  # the deferred Cancelled lands here
+            outcome.append("not reached")
+        outcome.append(scope.cancelled_caught)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_hold_writer, journal, entered, release)
+        await trio.to_thread.run_sync(entered.wait)
+        ready, scopes = trio.Event(), []
+        nursery.start_soon(appender, ready, scopes)
+        await ready.wait()
+        await trio.testing.wait_all_tasks_blocked()
+        scopes[0].cancel()  # while its append is queued behind the blocker
+        await trio.testing.wait_all_tasks_blocked()
+        release.set()
+
+    assert outcome[0].new == (True,)
+    assert outcome[1:] == [True]
+    assert [e.id for e in await journal.read_events()] == ["x"]
+
+
+async def test_cancelled_before_queueing_writes_nothing(journal: Journal) -> None:
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await journal.append([event("x")])
+
+    assert scope.cancelled_caught
+    assert await journal.read_events() == []
+
+
+async def test_a_failing_write_does_not_fail_its_batch_neighbours(journal: Journal) -> None:
+    entered, release = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def broken(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO cursors (workflow, seq, updated_at) VALUES ('w', 1, 0)")
+        conn.execute("INSERT INTO no_such_table VALUES (1)")
+
+    async def run_broken() -> None:
+        try:
+            await journal._writer.call(broken)
+        except StoreError as exc:
+            results["broken"] = exc
+
+    async def run_append(name: str) -> None:
+        results[name] = await journal.append([event(name)])
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_hold_writer, journal, entered, release)
+        await trio.to_thread.run_sync(entered.wait)
+        nursery.start_soon(run_append, "a")
+        nursery.start_soon(run_broken)
+        nursery.start_soon(run_append, "b")
+        await trio.testing.wait_all_tasks_blocked()
+        release.set()
+
+    assert isinstance(results["broken"], StoreError)
+    assert isinstance(results["broken"].__cause__, sqlite3.Error)
+    assert "no_such_table" in str(results["broken"])
+    assert {e.id for e in await journal.read_events()} == {"a", "b"}
+    assert await journal.cursors() == {}  # the broken request's first insert rolled back
+
+
+async def test_a_bad_record_fails_only_its_own_append(journal: Journal) -> None:
+    entered, release = threading.Event(), threading.Event()
+    bad = EventRecord(
+        id="bad",
+        type="T",
+        key="k",
+        source="s",
+        correlation_id="c",
+        occurred_at=0.0,
+        recorded_at=0.0,
+        body=object(),  # type: ignore[arg-type]
+    )
+    results: dict[str, object] = {}
+
+    async def run(name: str, record: EventRecord) -> None:
+        try:
+            results[name] = await journal.append([record])
+        except StoreError as exc:
+            results[name] = exc
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_hold_writer, journal, entered, release)
+        await trio.to_thread.run_sync(entered.wait)
+        nursery.start_soon(run, "good", event("good"))
+        nursery.start_soon(run, "bad", bad)
+        await trio.testing.wait_all_tasks_blocked()
+        release.set()
+
+    assert isinstance(results["bad"], StoreError)
+    assert results["good"].new == (True,)
+    assert [e.id for e in await journal.read_events()] == ["good"]
+
+
+async def test_closed_journal_refuses_writes(journal_path: str) -> None:
+    async with open_journal(journal_path) as journal:
+        await journal.append([event("a")])
+
+    with pytest.raises(StoreError, match="closed"):
+        await journal.append([event("b")])
+    with pytest.raises(StoreError, match="closed"):
+        await journal.read_events()
+    async with open_journal(journal_path) as reopened:
+        assert [e.id for e in await reopened.read_events()] == ["a"]
