@@ -13,10 +13,10 @@ from importlib import metadata
 
 from actors.errors import ConfigError, PssyncError
 
-from . import bench_cmd, config_cmd, journal_cmd, run_cmd
+from . import bench_cmd, config_cmd, journal_cmd, run_cmd, sandbox_cmd
 from .common import ExitCode, error, report_config_error
 
-COMMANDS = (run_cmd, config_cmd, journal_cmd, bench_cmd)
+COMMANDS = (run_cmd, config_cmd, journal_cmd, bench_cmd, sandbox_cmd)
 
 
 def version() -> str:
