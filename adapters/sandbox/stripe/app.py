@@ -322,8 +322,10 @@ class StripeApp:
                 "ending_before",
             )
         created = _created_filter(params)
+        # Invoice items carry their timestamp as `date`, every other object as `created`.
+        stamp = "date" if kind == "invoiceitem" else "created"
         items = self.state.select(
-            kind, lambda obj: (keep is None or keep(obj)) and created(obj["created"])
+            kind, lambda obj: (keep is None or keep(obj)) and created(obj[stamp])
         )
         cursor_id = after or before
         if cursor_id:

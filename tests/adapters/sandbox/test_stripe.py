@@ -735,3 +735,24 @@ async def test_in_a_sandbox_admin_view_and_faults_use_stripe_shapes(clock: Sandb
             "ids": [c["id"] for c in vendor.state.objects["customer"].values()],
         }
     ]
+
+
+async def test_invoice_items_list_by_invoice_newest_first(client: httpx.AsyncClient) -> None:
+    customer = await post(client, "/v1/customers", {"name": "Acme"})
+    invoice = await post(client, "/v1/invoices", {"customer": customer["id"]})
+    for amount in ("1000", "2500"):
+        await post(
+            client,
+            "/v1/invoiceitems",
+            {
+                "customer": customer["id"],
+                "invoice": invoice["id"],
+                "amount": amount,
+                "currency": "usd",
+            },
+        )
+
+    listed = await client.get("/v1/invoiceitems", params={"invoice": invoice["id"]})
+
+    assert listed.status_code == 200
+    assert [item["amount"] for item in listed.json()["data"]] == [2500, 1000]
