@@ -70,7 +70,10 @@ async def test_serve_notifies_ready_watchdog_and_stopping(
     path, sock = notify_socket
     sock.setblocking(False)
     config_file = tmp_path / "pssync.toml"
-    config_file.write_text(GOVERNANCE + '[journal]\npath = "journal.sqlite3"\n')
+    config_file.write_text(
+        GOVERNANCE
+        + '[journal]\npath = "journal.sqlite3"\n[control]\nsocket_path = "control.sock"\n'
+    )
     config = load_config(config_file, environ={})
     # WatchdogSec=20ms: fed every 10 ms of real time while the one actor is alive.
     notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "20000"})
