@@ -53,6 +53,8 @@ class DealWon(Event, frozen=True, kw_only=True, tag="deal.won"):
     opportunity: Opportunity
     account: Account | None = None
     contacts: tuple[Contact, ...] = ()
+    account_hierarchy: tuple[Account, ...] = ()
+    """The account's parents, nearest first, as far as the CRM could read them."""
 
     def ordering_key(self) -> str:
         return f"opportunity:{self.opportunity.id}"

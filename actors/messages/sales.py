@@ -40,6 +40,17 @@ class OpportunityLine(Struct, frozen=True, kw_only=True):
     total: Money | None = None
     service_date: date | None = None
     description: str = ""
+    billing_type: Literal["fixed_fee", "time_and_materials", "subscription"] | None = None
+    """How the line is billed; None when the CRM does not say (the deal is then invalid)."""
+    billing_frequency: Literal["one_time", "month", "quarter", "year"] | None = None
+    milestone_name: str = ""
+    milestone_due_date: date | None = None
+    milestone_percent: Decimal | None = None
+    """The share of the line billed at this milestone, in percent (0-100)."""
+    role: str = ""
+    """For time-and-materials lines: the role whose rate applies."""
+    hours: Decimal | None = None
+    """For time-and-materials lines: the estimated hours."""
 
 
 class Opportunity(Struct, frozen=True, kw_only=True):

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from actors.errors import PayloadError
-from actors.messages import AccountChanged, DealWon, Envelope
+from actors.messages import Account, AccountChanged, DealWon, Envelope
 
 from ..base import FeedPage
 from ..governor import Lane
@@ -189,6 +189,7 @@ class WonDealsFeed(_ModstampFeed):
     ) -> Envelope:
         opportunity = self.decoder.to_opportunity(record, lines)
         account = None
+        parents: tuple[Account, ...] = ()
         key = f"opportunity:{opportunity.id}"
         if opportunity.account_id in accounts:
             account = self.decoder.to_account(accounts[opportunity.account_id])
@@ -196,8 +197,18 @@ class WonDealsFeed(_ModstampFeed):
                 opportunity.account_id, accounts, max_depth=self.options.max_hierarchy_depth
             )
             key = f"account:{chain.root}"
+            parents = tuple(
+                self.decoder.to_account(accounts[parent_id])
+                for parent_id in chain.ids[1:]
+                if parent_id in accounts
+            )
         contacts = (account.billing_contact,) if account and account.billing_contact else ()
-        event = DealWon(opportunity=opportunity, account=account, contacts=contacts)
+        event = DealWon(
+            opportunity=opportunity,
+            account=account,
+            contacts=contacts,
+            account_hierarchy=parents,
+        )
         return Envelope.new(
             event,
             source=self.system,

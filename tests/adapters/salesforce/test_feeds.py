@@ -77,6 +77,10 @@ async def test_deal_won_maps_money_dates_lines_account_and_contact(
         assert line.unit_price == Money.of(repr(source["UnitPrice"]), currency)
         assert line.quantity == Decimal(repr(source["Quantity"]))
         assert line.service_line == record["Service_Line__c"]
+        assert line.billing_type == source["Billing_Type__c"]
+        assert line.milestone_name == (source.get("Milestone_Name__c") or "")
+        if source.get("Hours__c") is not None:
+            assert line.hours == Decimal(repr(source["Hours__c"]))
     assert sum((line.total.amount for line in deal.lines), Decimal(0)) == deal.amount.amount
     assert event.account is not None
     assert event.account.id == record["AccountId"]
@@ -106,6 +110,7 @@ async def test_deal_is_keyed_by_the_top_of_its_account_hierarchy(
     (envelope,) = [e for e in envelopes if e.body.opportunity.id == deal["Id"]]
     assert envelope.key == f"account:{top}"
     assert envelope.body.account.parent_id == parent["Id"]
+    assert [a.id for a in envelope.body.account_hierarchy] == [parent["Id"], top]
 
 
 def test_hierarchy_walk_stops_at_cycles_and_depth() -> None:
