@@ -52,8 +52,8 @@ class CommandResult(Struct, frozen=True, kw_only=True):
 class FeedPage(Struct, frozen=True, kw_only=True):
     """One page of a change feed: events in feed order and the watermark after them.
 
-    The poller appends ``envelopes`` and stores ``watermark`` in one journal transaction,
-    so a crash between pages re-reads at most the last page (deduplicated by envelope id).
+    The poller appends ``envelopes`` first and stores ``watermark`` after, so a crash
+    between the two re-reads that page, which the journal deduplicates by envelope id.
     """
 
     envelopes: tuple[Envelope, ...]
