@@ -4,15 +4,27 @@ Order of events:
 
 1. the configuration is loaded and checked, logging configured, secrets resolved
    (a problem here is a configuration error: exit 2, nothing started);
-2. SIGTERM and SIGINT are taken over (``trio.open_signal_receiver``) *before* anything
-   starts, so a stop request is never lost; SIGHUP is left alone until reload exists;
-3. the journal is opened and the root supervisor started with the journal and its
-   children; once it reports started, ``daemon.ready`` is logged and systemd told READY=1;
-4. the first SIGTERM/SIGINT drains: STOPPING=1, the supervisor stops its children in
-   reverse order, the journal finishes its queued writes and closes → exit 0. A second
-   signal during the drain cancels what is left (still exit 0: it was asked for);
-5. the root supervisor failing (a child past its restart intensity) is logged and the
+2. SIGTERM, SIGINT and SIGHUP are taken over (``trio.open_signal_receiver``) *before*
+   anything starts, so a stop or reload request is never lost;
+3. the control socket is bound (refusing to start if another daemon answers on it) and
+   served; the journal is opened and the root supervisor started with its children; once
+   it reports started, the control operations are attached, ``daemon.ready`` is logged
+   and systemd told READY=1;
+4. the first SIGTERM/SIGINT — or ``pssync drain`` over the socket — drains: STOPPING=1,
+   the supervisor stops its children in reverse order, the journal finishes its queued
+   writes and closes → exit 0. A second signal during the drain cancels what is left
+   (still exit 0: it was asked for);
+5. SIGHUP reloads the configuration through the same code path as ``pssync reload``
+   (RELOADING=1 … READY=1 to systemd; an invalid file is refused and logged);
+6. the root supervisor failing (a child past its restart intensity) is logged and the
    process exits 1, so systemd's ``Restart=on-failure`` restarts it.
+
+The control server runs *beside* the root supervisor, not as one of its children: it
+must answer while the root drains (``pssync status`` during a drain, the ``drain``
+connection waiting for the end), it is not restartable state (a crashed handler is
+contained per connection; the listener itself failing is a daemon failure), and it
+outlives the journal so that a ``pssync drain`` connection closes only once the journal
+has been closed — that close is how the CLI learns the daemon has gone.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +40,25 @@ import structlog
 import trio
 
 from actors import ActorFailed, ChildSpec, HealthView, RestartPolicy, Supervisor
-from actors.errors import ConfigError, PssyncError, StoreError
+from actors.errors import ConfigError, ControlError, PssyncError, StoreError
 from store import Journal, open_journal
 
 from .config import Config
+from .control import (
+    ControlRegistry,
+    ControlServer,
+    CredentialPolicy,
+    DaemonControl,
+    Reloader,
+    open_control_socket,
+)
+from .control.peer import group_id
 from .logging import configure_logging
 from .secrets import Secret, SecretResolver, resolve_all
 from .systemd import Notifier
 
-# SIGHUP is deliberately absent: it is reserved for reload, which does not exist yet, and
-# an unsubscribed SIGHUP keeps its default action rather than being silently swallowed.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+RELOAD_SIGNAL = signal.SIGHUP
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -52,16 +73,30 @@ ChildrenFactory = Callable[[Config, Journal, Mapping[str, Secret]], Sequence[Chi
 
 
 def root_children(
-    config: Config, journal: Journal, secrets: Mapping[str, Secret]
+    config: Config,
+    journal: Journal,
+    secrets: Mapping[str, Secret],
+    registry: ControlRegistry | None = None,
 ) -> list[ChildSpec]:
     """The root supervisor's children.
 
     Empty for now: the system actors (actors/systems), the dispatcher and workflow actors
-    (actors/workflows), the control server and the metrics server join here as they land,
-    each as a ``ChildSpec`` whose factory closes over ``config``, ``journal`` and
-    ``secrets``.
+    (actors/workflows) and the metrics server join here as they land, each as a
+    ``ChildSpec`` whose factory closes over ``config``, ``journal`` and ``secrets``.
+    Components the operator steers register in ``registry`` (see
+    :mod:`daemon.control.registry`): a system actor adds itself to
+    ``registry.systems[name]`` and its governor to ``registry.governors[name]`` when it
+    starts, and removes both when it stops.
     """
     return []
+
+
+def version() -> str:
+    """The installed pssync version (``unknown`` when run from a bare checkout)."""
+    try:
+        return metadata.version("pssync")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def run_service(
@@ -69,7 +104,7 @@ def run_service(
     *,
     config_file: str = "",
     environ: Mapping[str, str] | None = None,
-    children: ChildrenFactory = root_children,
+    children: ChildrenFactory | None = None,
     cache_loggers: bool = True,
 ) -> int:
     """Run the daemon with a loaded ``config`` until stopped; the process exit status.
@@ -85,7 +120,19 @@ def run_service(
         log.error("daemon.config_invalid", error=str(exc), config=config_file)
         return EXIT_CONFIG
     try:
-        return trio.run(serve, config, secrets, children, Notifier(environ))
+        return trio.run(
+            lambda: serve(
+                config,
+                secrets,
+                children,
+                Notifier(environ),
+                config_file=config_file,
+                environ=environ,
+            )
+        )
+    except ConfigError as exc:
+        log.error("daemon.config_invalid", error=str(exc), config=config_file)
+        return EXIT_CONFIG
     except PssyncError as exc:
         log.error("daemon.failed", error=str(exc), error_type=type(exc).__name__)
         return EXIT_FAILED
@@ -99,31 +146,74 @@ def run_service(
 async def serve(
     config: Config,
     secrets: Mapping[str, Secret],
-    children: ChildrenFactory = root_children,
+    children: ChildrenFactory | None = None,
     notifier: Notifier | None = None,
     *,
+    config_file: str = "",
+    environ: Mapping[str, str] | None = None,
+    registry: ControlRegistry | None = None,
+    policy: CredentialPolicy | None = None,
     task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED,
 ) -> int:
-    """Open the journal, run the root supervisor, drain on SIGTERM/SIGINT; the exit status.
+    """Serve the control socket, open the journal, run the root supervisor until drained;
+    the exit status.
 
     ``task_status.started(root)`` once the daemon is ready (tests start it with
-    ``nursery.start``). Raises StoreError if the journal cannot be opened.
+    ``nursery.start``). ``children`` defaults to :func:`root_children` with ``registry``;
+    a custom factory that registers components closes over the ``registry`` it passes
+    here. ``policy`` defaults to root, this process's uid/gid and
+    ``[control] operator_group``. ``config_file`` is what ``reload`` re-reads.
+
+    Raises ConfigError for an unusable control socket path or operator group,
+    ControlError if another daemon answers on the socket, StoreError if the journal
+    cannot be opened.
     """
     log = structlog.get_logger("daemon.service")
     notifier = notifier or Notifier({})
-    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+    environ = os.environ if environ is None else environ
+    registry = registry if registry is not None else ControlRegistry()
+    if children is None:
+        children = _default_children(registry)
+    operator_gid = (
+        group_id(config.control.operator_group) if config.control.operator_group else None
+    )
+    if policy is None:
+        policy = CredentialPolicy.for_service(config.control.operator_group)
+    with trio.open_signal_receiver(*STOP_SIGNALS, RELOAD_SIGNAL) as signals:
         _ensure_directory(Path(config.journal.path).parent)
-        async with open_journal(
-            config.journal.path,
-            synchronous=config.journal.synchronous,
-            busy_timeout_ms=config.journal.busy_timeout_ms,
-        ) as journal:
-            root = Supervisor("root", children(config, journal, secrets), policy=ROOT_POLICY)
-            failure: BaseException | None = None
-            try:
-                await _run_root(root, signals, notifier, config, log, task_status)
-            except* ActorFailed as group:
-                failure = group.exceptions[0]
+        control_socket = await open_control_socket(config.control.socket_path, group=operator_gid)
+        server = ControlServer(policy)
+        failure: BaseException | None = None
+        try:
+            async with trio.open_nursery() as control_nursery:
+                await control_nursery.start(server.serve, control_socket.listener)
+                try:
+                    failure = await _serve_journal(
+                        config,
+                        secrets,
+                        children,
+                        notifier,
+                        server,
+                        registry,
+                        signals,
+                        log,
+                        config_file=config_file,
+                        environ=environ,
+                        task_status=task_status,
+                    )
+                finally:
+                    server.detach("the daemon is stopping")
+                # The journal is closed: the daemon has gone as far as a client can tell;
+                # closing the connections (a `pssync drain` waits for that) says so.
+                control_nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            error = _sole_error(group)
+            if error is group:
+                raise
+            raise error from None
+        finally:
+            with trio.CancelScope(shield=True):
+                await control_socket.close()
     if failure is not None:
         cause = failure.__cause__
         log.error(
@@ -137,9 +227,110 @@ async def serve(
     return EXIT_OK
 
 
+def _default_children(registry: ControlRegistry) -> ChildrenFactory:
+    def children(
+        config: Config, journal: Journal, secrets: Mapping[str, Secret]
+    ) -> Sequence[ChildSpec]:
+        return root_children(config, journal, secrets, registry)
+
+    return children
+
+
+async def _serve_journal(
+    config: Config,
+    secrets: Mapping[str, Secret],
+    children: ChildrenFactory,
+    notifier: Notifier,
+    server: ControlServer,
+    registry: ControlRegistry,
+    signals: Any,
+    log: Any,
+    *,
+    config_file: str,
+    environ: Mapping[str, str],
+    task_status: trio.TaskStatus[Supervisor],
+) -> ActorFailed | None:
+    """Open the journal and run the root until it stops; its failure, if it failed."""
+    async with open_journal(
+        config.journal.path,
+        synchronous=config.journal.synchronous,
+        busy_timeout_ms=config.journal.busy_timeout_ms,
+    ) as journal:
+        root = Supervisor("root", children(config, journal, secrets), policy=ROOT_POLICY)
+        lifecycle = _Lifecycle(root, notifier, log)
+        reloader = Reloader(
+            config,
+            config_file=config_file,
+            environ=environ,
+            registry=registry,
+            notifier=notifier,
+            status=lambda: lifecycle.status_line(reloader.config),
+        )
+        control = _ControlAttachment(
+            server,
+            lambda: DaemonControl(
+                root=root,
+                journal=journal,
+                reloader=reloader,
+                registry=registry,
+                version=version(),
+                request_stop=lambda who: lifecycle.request_stop(f"on request of {who}"),
+                stopping=lambda: lifecycle.stopping,
+            ),
+        )
+        failures: list[ActorFailed] = []
+        try:
+            await _run_root(
+                root, signals, lifecycle, reloader, control, notifier, config, log, task_status
+            )
+        except* ActorFailed as group:
+            failures.extend(group.exceptions)  # type: ignore[arg-type]
+    return failures[0] if failures else None
+
+
+class _ControlAttachment:
+    """Attaches the control operations once the root has started (uptime counts from
+    there, and ``actors`` needs a running tree)."""
+
+    def __init__(self, server: ControlServer, make: Callable[[], DaemonControl]) -> None:
+        self._server = server
+        self._make = make
+
+    def attach(self) -> None:
+        self._server.attach(self._make())
+
+
+class _Lifecycle:
+    """The one place a stop is requested, whether by a signal or by ``pssync drain``."""
+
+    def __init__(self, root: Supervisor, notifier: Notifier, log: Any) -> None:
+        self._root = root
+        self._notifier = notifier
+        self._log = log
+        self.stopping = False
+
+    def request_stop(self, reason: str, *, signal_name: str | None = None) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        if signal_name is not None:
+            self._log.info("daemon.stopping", signal=signal_name)
+        else:
+            self._log.info("daemon.stopping", reason=reason)
+        self._notifier.stopping(f"draining {reason}")
+        self._root.request_stop()
+
+    @staticmethod
+    def status_line(config: Config) -> str:
+        return f"running: {len(config.systems)} systems"
+
+
 async def _run_root(
     root: Supervisor,
     signals: Any,
+    lifecycle: _Lifecycle,
+    reloader: Reloader,
+    control: _ControlAttachment,
     notifier: Notifier,
     config: Config,
     log: Any,
@@ -153,30 +344,61 @@ async def _run_root(
             nursery.cancel_scope.cancel()
 
         await nursery.start(run_root)
+        control.attach()
         systems = sorted(config.systems)
         log.info(
             "daemon.ready",
             pid=os.getpid(),
             journal=config.journal.path,
+            control_socket=config.control.socket_path,
             systems=systems,
             workflows=sorted(n for n, w in config.workflows.items() if w.enabled),
         )
-        notifier.ready(f"running: {len(systems)} systems")
+        notifier.ready(lifecycle.status_line(config))
         if notifier.watchdog_interval_s is not None:
             nursery.start_soon(_feed_watchdog, root, notifier, notifier.watchdog_interval_s)
         task_status.started(root)
 
-        stopping = False
         async for signum in signals:
             name = signal.Signals(signum).name
-            if not stopping:
-                stopping = True
-                log.info("daemon.stopping", signal=name)
-                notifier.stopping(f"draining after {name}")
-                root.request_stop()
+            if signum == RELOAD_SIGNAL:
+                nursery.start_soon(_reload, reloader, log)
+            elif not lifecycle.stopping:
+                lifecycle.request_stop(f"after {name}", signal_name=name)
             else:
                 log.warning("daemon.stop_forced", signal=name)
                 nursery.cancel_scope.cancel()
+
+
+async def _reload(reloader: Reloader, log: Any) -> None:
+    """SIGHUP: the reload path of ``pssync reload``; the outcome is logged either way."""
+    try:
+        await reloader.reload("SIGHUP")
+    except ControlError:
+        pass  # refused: Reloader has logged daemon.reload_refused with every problem
+    except Exception:
+        log.exception("daemon.reload_crashed")
+
+
+def _sole_error(group: BaseExceptionGroup) -> BaseException:
+    """The one error inside nested groups (a startup failure, a wiring bug), else the group.
+
+    The control server's nursery wraps whatever ends the daemon in an ExceptionGroup;
+    unwrapping a lone error keeps run_service's handling (and its log lines) as they were.
+    """
+    leaves: list[BaseException] = []
+
+    def walk(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                walk(inner)
+        else:
+            leaves.append(error)
+
+    walk(group)
+    if len(leaves) == 1 and isinstance(leaves[0], Exception):
+        return leaves[0]
+    return group
 
 
 async def _feed_watchdog(root: Supervisor, notifier: Notifier, interval_s: float) -> None:

@@ -13,10 +13,28 @@ from importlib import metadata
 
 from actors.errors import ConfigError, PssyncError
 
-from . import bench_cmd, config_cmd, journal_cmd, run_cmd, sandbox_cmd
+from . import (
+    bench_cmd,
+    config_cmd,
+    daemon_cmd,
+    exceptions_cmd,
+    journal_cmd,
+    run_cmd,
+    runs_cmd,
+    sandbox_cmd,
+)
 from .common import ExitCode, error, report_config_error
 
-COMMANDS = (run_cmd, config_cmd, journal_cmd, bench_cmd, sandbox_cmd)
+COMMANDS = (
+    run_cmd,
+    config_cmd,
+    daemon_cmd,
+    runs_cmd,
+    exceptions_cmd,
+    journal_cmd,
+    bench_cmd,
+    sandbox_cmd,
+)
 
 
 def version() -> str:
@@ -30,9 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pssync",
         description="Keep a professional-services firm's CRM, PSA, ERP and billing in step.",
-        epilog="Exit status: 0 ok, 1 the operation failed, 2 usage or configuration error.",
+        epilog="Exit status: 0 ok, 1 the operation failed (or its object was not found), "
+        "2 usage or configuration error, 3 the daemon is not running (no control socket), "
+        "4 permission denied.",
     )
     parser.add_argument("--version", action="version", version=f"pssync {version()}")
+    # Also accepted after the command; these say which daemon the online commands talk to.
+    parser.add_argument(
+        "--socket", metavar="PATH", default=argparse.SUPPRESS, help="the control socket"
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="find the control socket in this configuration",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         module.register(subparsers)

@@ -54,7 +54,11 @@ class Crashing(Actor[Any]):
 
 def config_for(tmp_path: Path) -> Path:
     path = tmp_path / "pssync.toml"
-    path.write_text(GOVERNANCE + '[journal]\npath = "state/journal.sqlite3"\n')
+    path.write_text(
+        GOVERNANCE
+        + '[journal]\npath = "state/journal.sqlite3"\n'
+        + '[control]\nsocket_path = "run/control.sock"\n'
+    )
     return path
 
 

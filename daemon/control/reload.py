@@ -1,0 +1,158 @@
+"""Reload: re-read the configuration file, refuse it if invalid, report what changed.
+
+One code path for ``pssync reload`` (over the socket) and SIGHUP. systemd hears
+``RELOADING=1`` with ``MONOTONIC_USEC`` first and ``READY=1`` last, whatever the
+outcome (conventions §1.2: without both it would wait out its timeout). A new file that
+does not load — syntax, schema, cross-table checks, unresolvable secrets — is refused
+and the running configuration stays. A valid one replaces it; each changed key is then
+either applied by a registered :class:`~daemon.control.registry.ReloadHook` or listed as
+needing a restart (the journal path, the socket, a system's vendor…).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+import structlog
+import trio
+
+from actors.errors import ConfigError, ControlError
+
+from ..config import Config
+from ..config_load import load_config
+from ..errors import config_problems
+from ..secrets import SecretResolver, resolve_all
+from ..systemd import Notifier, monotonic_usec
+from .registry import ControlRegistry
+
+log = structlog.get_logger("daemon.control")
+
+
+class Change(msgspec.Struct, frozen=True, kw_only=True):
+    """One configuration key that differs; ``old``/``new`` absent when added/removed."""
+
+    key: str
+    old: Any = None
+    new: Any = None
+
+
+class ReloadResult(msgspec.Struct, frozen=True, kw_only=True):
+    file: str
+    changed: list[Change]
+    applied: dict[str, str]
+    failed: dict[str, str]
+    restart_required: list[str]
+
+
+def config_diff(old: Config, new: Config) -> list[Change]:
+    """Every leaf key whose value differs, in key order (dotted TOML paths)."""
+    before = _flatten(msgspec.to_builtins(old, enc_hook=str))
+    after = _flatten(msgspec.to_builtins(new, enc_hook=str))
+    return [
+        Change(key=key, old=before.get(key), new=after.get(key))
+        for key in sorted(before.keys() | after.keys())
+        if before.get(key, _MISSING) != after.get(key, _MISSING)
+    ]
+
+
+_MISSING = object()
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        flat: dict[str, Any] = {}
+        for key, inner in value.items():
+            flat.update(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
+
+
+def _covered(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key == p or key.startswith(p + ".") or key.startswith(p + "[") for p in prefixes)
+
+
+class Reloader:
+    """Holds the running configuration and replaces it on a valid reload."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        config_file: str,
+        environ: Mapping[str, str],
+        registry: ControlRegistry,
+        notifier: Notifier,
+        status: Callable[[], str],
+    ) -> None:
+        self.config = config
+        self.config_file = config_file
+        self._environ = environ
+        self._registry = registry
+        self._notifier = notifier
+        self._status = status
+        # Reloads from the socket and from SIGHUP are applied one at a time.
+        self._lock = trio.Lock()
+
+    async def reload(self, origin: str) -> ReloadResult:
+        """Reload from the file; ControlError ``invalid_config`` if refused."""
+        if not self.config_file:
+            raise ControlError("unavailable", "the daemon was started without a configuration file")
+        async with self._lock:
+            self._notifier.notify("RELOADING=1", f"MONOTONIC_USEC={monotonic_usec()}")
+            try:
+                return await self._reload(origin)
+            finally:
+                self._notifier.ready(self._status())
+
+    async def _reload(self, origin: str) -> ReloadResult:
+        try:
+            new = await trio.to_thread.run_sync(self._load)
+        except ConfigError as exc:
+            problems = [str(problem) for problem in config_problems(exc)]
+            log.error("daemon.reload_refused", origin=origin, problems=problems)
+            raise ControlError(
+                "invalid_config",
+                "configuration refused, the running one is kept:\n" + "\n".join(problems),
+            ) from None
+        old = self.config
+        changes = config_diff(old, new)
+        self.config = new
+        applied: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        covered: list[tuple[str, ...]] = []
+        for hook in list(self._registry.reload_hooks):
+            if not any(_covered(change.key, hook.prefixes) for change in changes):
+                continue
+            covered.append(hook.prefixes)
+            name = ", ".join(hook.prefixes)
+            try:
+                applied[name] = await hook.apply(old, new)
+            except Exception as exc:
+                failed[name] = f"{type(exc).__name__}: {exc}"
+                log.exception("daemon.reload_hook_failed", hook=name)
+        restart = [
+            c.key for c in changes if not any(_covered(c.key, prefixes) for prefixes in covered)
+        ]
+        result = ReloadResult(
+            file=self.config_file,
+            changed=changes,
+            applied=applied,
+            failed=failed,
+            restart_required=restart,
+        )
+        log.info(
+            "daemon.reloaded",
+            origin=origin,
+            changed=[c.key for c in changes],
+            applied=sorted(applied),
+            failed=sorted(failed),
+            restart_required=restart,
+        )
+        return result
+
+    def _load(self) -> Config:
+        config = load_config(self.config_file, environ=self._environ)
+        resolve_all(config, SecretResolver(self._environ))
+        return config
