@@ -54,6 +54,8 @@ from .control import (
 )
 from .control.peer import group_id
 from .logging import configure_logging
+from .metrics import Metrics
+from .metrics_server import metrics_child_spec
 from .secrets import Secret, SecretResolver, resolve_all
 from .systemd import Notifier
 
@@ -256,7 +258,13 @@ async def _serve_journal(
         synchronous=config.journal.synchronous,
         busy_timeout_ms=config.journal.busy_timeout_ms,
     ) as journal:
-        root = Supervisor("root", children(config, journal, secrets), policy=ROOT_POLICY)
+        metrics = Metrics.from_config(config)
+        specs = [
+            *children(config, journal, secrets),
+            *metrics_child_spec(metrics, config.metrics, journal=journal),
+        ]
+        root = Supervisor("root", specs, policy=ROOT_POLICY)
+        metrics.watch_health(HealthView(root))
         lifecycle = _Lifecycle(root, notifier, log)
         reloader = Reloader(
             config,
@@ -265,6 +273,7 @@ async def _serve_journal(
             registry=registry,
             notifier=notifier,
             status=lambda: lifecycle.status_line(reloader.config),
+            on_result=lambda success: metrics.config_loaded(success=success),
         )
         control = _ControlAttachment(
             server,

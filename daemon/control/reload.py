@@ -85,8 +85,11 @@ class Reloader:
         registry: ControlRegistry,
         notifier: Notifier,
         status: Callable[[], str],
+        on_result: Callable[[bool], None] | None = None,
     ) -> None:
         self.config = config
+        # Told whether each reload succeeded (the metrics' config_last_reload_successful).
+        self._on_result = on_result or (lambda success: None)
         self.config_file = config_file
         self._environ = environ
         self._registry = registry
@@ -102,7 +105,13 @@ class Reloader:
         async with self._lock:
             self._notifier.notify("RELOADING=1", f"MONOTONIC_USEC={monotonic_usec()}")
             try:
-                return await self._reload(origin)
+                result = await self._reload(origin)
+            except ControlError:
+                self._on_result(False)
+                raise
+            else:
+                self._on_result(not result.failed)
+                return result
             finally:
                 self._notifier.ready(self._status())
 

@@ -58,6 +58,8 @@ def config_for(tmp_path: Path) -> Path:
         GOVERNANCE
         + '[journal]\npath = "state/journal.sqlite3"\n'
         + '[control]\nsocket_path = "run/control.sock"\n'
+        # The metrics server has its own tests; these follow the service's own lifecycle.
+        + "[metrics]\nenabled = false\n"
     )
     return path
 

@@ -38,6 +38,9 @@ backup_dir = "backups"
 [control]
 socket_path = "run/control.sock"
 
+[metrics]
+enabled = false
+
 [systems.erp]
 kind = "erp"
 vendor = "netsuite"

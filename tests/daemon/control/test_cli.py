@@ -375,17 +375,18 @@ async def test_reload_valid_and_invalid(start_daemon, capsys: pytest.CaptureFixt
     original = daemon.config_file.read_text()
 
     daemon.config_file.write_text(
-        original + "\n[systems.erp.limits]\nrate_per_s = 2.0\n\n[metrics]\nenabled = false\n"
+        original.replace("enabled = false", 'enabled = false\nlisten = "127.0.0.1:9465"')
+        + "\n[systems.erp.limits]\nrate_per_s = 2.0\n"
     )
     assert await daemon.cli("reload", "--json") == 0
     result = out_json(capsys)
 
     assert result["changed"] == [
-        {"key": "metrics.enabled", "old": True, "new": False},
+        {"key": "metrics.listen", "old": "127.0.0.1:9464", "new": "127.0.0.1:9465"},
         {"key": "systems.erp.limits.rate_per_s", "old": 5.0, "new": 2.0},
     ]
     assert result["applied"] == {"systems.erp.limits": "erp rate 2.0/s"}
-    assert result["restart_required"] == ["metrics.enabled"]
+    assert result["restart_required"] == ["metrics.listen"]
     assert hook.applied == [2.0]
 
     daemon.config_file.write_text(original + "\n[systems.erp.limits]\nrate_per_s = -1\n")
@@ -402,7 +403,7 @@ async def test_reload_valid_and_invalid(start_daemon, capsys: pytest.CaptureFixt
     text = capsys.readouterr().out
     assert text.startswith(f"reloaded {daemon.config_file}: 2 changed\n")
     assert "systems.erp.limits  erp rate 5.0/s" in text
-    assert text.endswith("needs a restart to take effect: metrics.enabled\n")
+    assert text.endswith("needs a restart to take effect: metrics.listen\n")
     assert hook.applied == [2.0, 5.0]
 
 
