@@ -12,6 +12,9 @@
 from .context import RunContext as RunContext
 from .context import WorkflowFailure as WorkflowFailure
 from .context import idempotency_key as idempotency_key
+from .deps import NoSla as NoSla
+from .deps import SlaRecorder as SlaRecorder
+from .deps import WorkflowDeps as WorkflowDeps
 from .dispatcher import Dispatcher as Dispatcher
 from .dispatcher import Enabled as Enabled
 from .dispatcher import group_runs as group_runs
