@@ -2,6 +2,7 @@
 
 from .auth import AuthStrategy as AuthStrategy
 from .auth import BearerToken as BearerToken
+from .auth import NetSuiteM2M as NetSuiteM2M
 from .auth import NetSuiteTba as NetSuiteTba
 from .auth import OAuth2ClientCredentials as OAuth2ClientCredentials
 from .auth import SalesforceJwtBearer as SalesforceJwtBearer

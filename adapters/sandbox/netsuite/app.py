@@ -9,10 +9,13 @@ Routes (``<base>`` = ``https://<account>.suitetalk.api.netsuite.com`` or as conf
 - ``PUT    /services/rest/record/v1/<type>/eid:X``       upsert → 204 (+ ``Location``)
 - ``DELETE /services/rest/record/v1/<type>/<id|eid:X>``  → 204
 - ``POST   /services/rest/query/v1/suiteql?limit=&offset=`` SuiteQL (``Prefer: transient``)
+- ``POST   /services/rest/auth/oauth2/v1/token``         M2M client credentials (:mod:`.m2m`)
 
-Every request is authenticated first (TBA, see :mod:`.auth`), then counted against the
-account's concurrency limit: a request arriving while ``concurrency_limit`` requests are
-in flight is answered 429 at once (NetSuite refuses, it does not queue).
+Every other request is authenticated first (TBA, see :mod:`.auth`, or an M2M bearer
+token), then counted against the account's concurrency limit: a request arriving while
+``concurrency_limit`` requests are in flight is answered 429 at once (NetSuite refuses,
+it does not queue). The token endpoint needs nothing but its assertion and is not
+counted against the limit (an assumption).
 
 SuiteQL without ``Prefer: transient`` is refused with 400 ``INVALID_HEADER`` (NetSuite
 documents the header as required; the exact refusal is an assumption). ``limit`` above
@@ -45,6 +48,7 @@ from ..limits import ConcurrencyGate
 from . import suiteql, tables
 from .auth import AuthFailed, TbaVerifier, base_string_uri
 from .errors import NetSuiteError, concurrency_exceeded, login_failed
+from .m2m import TOKEN_PATH, BearerRefused, M2MIssuer, TokenRefused
 from .records import SPECS
 from .state import NetSuiteState
 
@@ -70,6 +74,7 @@ class NetSuiteApp:
         request_hook: RequestHook | None = None,
         processing_ms: tuple[float, float] = (0.0, 0.0),
         seed: int = 0,
+        m2m: M2MIssuer | None = None,
     ) -> None:
         low, high = processing_ms
         if not 0 <= low <= high:
@@ -78,10 +83,12 @@ class NetSuiteApp:
         self._random = random.Random(f"netsuite-processing-{seed}")
         self.state = state
         self.verifier = verifier
+        self.m2m = m2m
         self.gate = ConcurrencyGate(concurrency_limit)
         self.base_url = base_url.rstrip("/") if base_url else None
         self.request_hook = request_hook
         self.auth_failures: list[str] = []
+        self.token_refusals: list[str] = []  # "error: description" of refused token calls
         self.router = Router(
             routes=[
                 Route("/services/rest/query/v1/suiteql", self.suiteql, methods=_ALL),
@@ -94,6 +101,9 @@ class NetSuiteApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.router(scope, receive, send)
+            return
+        if scope["path"] == TOKEN_PATH and self.m2m is not None:
+            await self._token(scope, receive, send)
             return
         request = Request(scope)
         form: list[tuple[str, str]] = []
@@ -127,20 +137,52 @@ class NetSuiteApp:
 
     def _authenticate(self, request: Request, form: list[tuple[str, str]]) -> None:
         scope = request.scope
+        header = request.headers.get("authorization")
+        scheme, _, token = (header or "").strip().partition(" ")
+        if scheme.lower() == "bearer":
+            if self.m2m is None:
+                raise AuthFailed("bearer tokens are not accepted: M2M is not configured")
+            try:
+                self.m2m.verify_bearer(token.strip())
+            except BearerRefused as refused:
+                raise AuthFailed(refused.reason) from None
+            return
         raw_path = scope.get("raw_path") or scope["path"].encode()
-        host = request.headers.get("host")
-        if host is None:
-            server_host, port = scope.get("server") or ("localhost", None)
-            host = f"{server_host}:{port}" if port else server_host
-        uri = base_string_uri(scope["scheme"], host, raw_path.decode("latin-1"))
+        uri = base_string_uri(scope["scheme"], _host(request), raw_path.decode("latin-1"))
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         self.verifier.verify(
             method=request.method,
             uri=uri,
             query_params=query,
-            header=request.headers.get("authorization"),
+            header=header,
             form_params=form,
         )
+
+    async def _token(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The M2M token endpoint: an OAuth 2.0 JSON answer, never a NetSuite error body."""
+        assert self.m2m is not None
+        request = Request(scope, receive)
+        if request.method != "POST":
+            error = NetSuiteError(
+                405, "INVALID_METHOD", f"The HTTP method {request.method} is not allowed."
+            )
+            await error.response()(scope, receive, send)
+            return
+        no_store = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        try:
+            form = _token_form(request.headers.get("content-type", ""), await request.body())
+            raw_path = scope.get("raw_path") or scope["path"].encode()
+            seen = base_string_uri(scope["scheme"], _host(request), raw_path.decode("latin-1"))
+            audiences = {seen}
+            if self.base_url:
+                audiences.add(self.base_url + TOKEN_PATH)
+            body = self.m2m.issue(form, audiences)
+        except TokenRefused as refused:
+            self.token_refusals.append(f"{refused.error}: {refused.description}")
+            response: Response = JSONResponse(refused.body(), status_code=400, headers=no_store)
+        else:
+            response = JSONResponse(body, headers=no_store)
+        await response(scope, receive, send)
 
     # ----------------------------------------------------------------- helpers
 
@@ -351,6 +393,27 @@ class NetSuiteApp:
         results = [{"links": [], **item} for item in suiteql.execute(query, rows, columns)]
         page = self._page(request, "/services/rest/query/v1/suiteql", results, limit, offset)
         return JSONResponse(page, media_type=_COLLECTION)
+
+
+def _host(request: Request) -> str:
+    host = request.headers.get("host")
+    if host is None:
+        server_host, port = request.scope.get("server") or ("localhost", None)
+        host = f"{server_host}:{port}" if port else server_host
+    return host
+
+
+def _token_form(content_type: str, body: bytes) -> dict[str, str]:
+    """The token request's form; RFC 6749 §3.2 forbids repeating a parameter."""
+    if not content_type.startswith("application/x-www-form-urlencoded"):
+        raise TokenRefused(
+            "invalid_request", "The Content-Type must be application/x-www-form-urlencoded."
+        )
+    pairs = parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    form = dict(pairs)
+    if len(form) != len(pairs):
+        raise TokenRefused("invalid_request", "A parameter is repeated.")
+    return form
 
 
 async def _read_body(receive: Receive) -> bytes:
