@@ -14,16 +14,33 @@ A system table is chosen by its ``vendor`` key (a tagged union), and its ``auth`
     auth = { method = "client_credentials", client_id = "3MVG9…",
              client_secret = "credential:salesforce-client-secret" }
 
+    [systems.crm.limits]        # the governor (rate, burst, concurrency, daily quota)
+    [systems.crm.http]          # timeouts, connection pool, CA bundle, retries
+    [systems.crm.options]       # the vendor adapter's own settings
+
+Each key has one home. The system table says *which* account and API version pssync talks
+to (``base_url``, NetSuite's ``account_id``, ``api_version``) because auth needs them too;
+``options`` holds what only the adapter reads, with exactly the keys, types and defaults of
+the adapter's Options Struct minus those system keys (:func:`options_table`). ERP legal
+entities carry their ERP id (for NetSuite: the subsidiary internal id) in
+``legal_entities``; :meth:`NetSuiteSystem.adapter_options` hands them to the adapter.
+
 Loading (TOML → raw tables → Structs, with error paths in dotted TOML form) lives in
 :mod:`daemon.config_load`; checks that span several tables in :mod:`daemon.config_checks`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta
+
+from adapters.backoff import RetryPolicy
+from adapters.kantata import KantataOptions
+from adapters.netsuite import NetSuiteOptions
+from adapters.salesforce import SalesforceOptions
+from adapters.stripe import StripeOptions
 
 from .secrets import SecretRef
 
@@ -36,6 +53,9 @@ NonNegativeInt = Annotated[int, Meta(ge=0)]
 Name = Annotated[str, Meta(min_length=1)]
 Url = Annotated[str, Meta(pattern=r"^https?://[^\s/]+\S*$")]
 CurrencyCode = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
+# The Salesforce adapter's pattern (adapters.salesforce.SalesforceOptions.api_version).
+SalesforceApiVersion = Annotated[str, Meta(pattern=r"^v\d{2,3}\.\d$")]
+StripeApiVersion = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")]
 
 # The workflows pssync implements (DESIGN §6); a [workflows.<name>] table must name one.
 WORKFLOWS: dict[str, tuple[Kind, ...]] = {
@@ -58,6 +78,10 @@ VENDOR_KINDS: dict[str, Kind] = {
     "oracle": "erp",
     "stripe": "billing",
 }
+
+# Vendors this version has an adapter for (daemon/systems.py wires them). The others may be
+# configured, but such a system cannot run: daemon.config_checks.check_adapters says so.
+ADAPTER_VENDORS: frozenset[str] = frozenset({"salesforce", "kantata", "netsuite", "stripe"})
 
 
 class Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -136,14 +160,92 @@ class LegalEntity(Section, kw_only=True):
     currency: CurrencyCode
 
 
+class HttpSettings(Section, kw_only=True):
+    """``[systems.<name>.http]``: connections to this system (``adapters.http.HttpConfig``).
+
+    TLS verification is always on: a private CA is trusted only through ``ca_bundle`` (a
+    PEM file; relative to the config file). Plain ``http://`` base URLs are accepted for
+    loopback hosts only (the sandbox). The defaults are HttpConfig's.
+    """
+
+    connect_timeout_s: PositiveFloat = 10.0
+    read_timeout_s: PositiveFloat = 60.0
+    write_timeout_s: PositiveFloat = 30.0
+    # Waiting for a free connection from the pool.
+    pool_timeout_s: PositiveFloat = 10.0
+    max_connections: PositiveInt = 20
+    max_keepalive_connections: NonNegativeInt = 10
+    keepalive_expiry_s: PositiveFloat = 30.0
+    ca_bundle: Name | None = None
+    # Retries of one request (retryable and throttled answers), exponential with jitter.
+    retry: RetryPolicy = RetryPolicy()
+
+
+_Options = TypeVar("_Options", bound=msgspec.Struct)
+
+
+def options_table(options: type[msgspec.Struct], *, system_keys: tuple[str, ...] = ()) -> Any:
+    """The ``[systems.<name>.options]`` table of an adapter whose settings are ``options``.
+
+    The same keys, types, defaults and ``__post_init__`` checks as ``options`` (so decode
+    errors name ``systems.<name>.options.<key>``), minus ``system_keys``: those are set in
+    the system table only and joined back by :func:`join_options`.
+    """
+    fields: list[tuple[str, Any, Any]] = []
+    for field in msgspec.structs.fields(options):
+        if field.encode_name in system_keys:
+            continue
+        if field.default_factory is not msgspec.NODEFAULT:
+            default = msgspec.field(default_factory=field.default_factory, name=field.encode_name)
+        elif field.default is not msgspec.NODEFAULT:
+            default = msgspec.field(default=field.default, name=field.encode_name)
+        else:
+            default = msgspec.field(name=field.encode_name)
+        fields.append((field.name, field.type, default))
+    without = f" without {', '.join(system_keys)} (system-table keys)" if system_keys else ""
+    namespace: dict[str, Any] = {
+        "__doc__": f"``options``: {options.__name__}{without}.",
+        # Read by the loader to say where such a key belongs.
+        "system_keys": system_keys,
+    }
+    post_init = getattr(options, "__post_init__", None)
+    if post_init is not None:
+        namespace["__post_init__"] = post_init
+    return msgspec.defstruct(
+        f"{options.__name__}Table",
+        fields,
+        bases=(Section,),
+        module=__name__,
+        namespace=namespace,
+        kw_only=True,
+        frozen=True,
+        forbid_unknown_fields=True,
+    )
+
+
+def join_options(options: type[_Options], table: msgspec.Struct, **system_values: Any) -> _Options:
+    """The adapter's ``options`` Struct from its config ``table`` plus the system-table keys.
+
+    Raises ValueError when the adapter's own checks refuse the combination.
+    """
+    values = {field.name: getattr(table, field.name) for field in msgspec.structs.fields(table)}
+    return options(**(values | system_values))
+
+
+SalesforceOptionsTable = options_table(SalesforceOptions, system_keys=("api_version",))
+KantataOptionsTable = options_table(KantataOptions)
+NetSuiteOptionsTable = options_table(NetSuiteOptions, system_keys=("account_id",))
+StripeOptionsTable = options_table(StripeOptions, system_keys=("api_version",))
+
+
 class SystemConfig(Section, kw_only=True, tag_field="vendor"):
     """``[systems.<name>]``: settings every vendor shares; ``vendor`` picks the subclass."""
 
     kind: Kind
     base_url: Url
     poll_interval_s: PositiveFloat = 60.0
-    timeout_s: PositiveFloat = 30.0
     limits: Limits = Limits()
+    http: HttpSettings = HttpSettings()
     # ERP routing: legal entity code → how this ERP knows it. ERP systems only.
     legal_entities: dict[str, LegalEntity] = {}
 
@@ -179,8 +281,13 @@ class SalesforceJwtBearer(Auth, kw_only=True, tag="jwt_bearer"):
 class SalesforceSystem(SystemConfig, kw_only=True, tag="salesforce"):
     """Salesforce REST API."""
 
-    api_version: Annotated[str, Meta(pattern=r"^v\d+\.\d$")] = "v66.0"
+    api_version: SalesforceApiVersion = "v66.0"
     auth: SalesforceClientCredentials | SalesforceJwtBearer
+    options: SalesforceOptionsTable = SalesforceOptionsTable()
+
+    def adapter_options(self) -> SalesforceOptions:
+        """The adapter's options (ValueError if its checks refuse them)."""
+        return join_options(SalesforceOptions, self.options, api_version=self.api_version)
 
 
 # Kantata OX (PSA) --------------------------------------------------------------------
@@ -193,9 +300,14 @@ class KantataBearer(Auth, kw_only=True, tag="bearer"):
 
 
 class KantataSystem(SystemConfig, kw_only=True, tag="kantata"):
-    """Kantata OX API v1."""
+    """Kantata OX API v1 (``base_url`` includes ``/api/v1``)."""
 
     auth: KantataBearer
+    options: KantataOptionsTable = KantataOptionsTable()
+
+    def adapter_options(self) -> KantataOptions:
+        """The adapter's options (ValueError if its checks refuse them)."""
+        return join_options(KantataOptions, self.options)
 
 
 # NetSuite (ERP) ----------------------------------------------------------------------
@@ -225,6 +337,20 @@ class NetSuiteSystem(SystemConfig, kw_only=True, tag="netsuite"):
     # As NetSuite shows it, e.g. 1234567_SB1 (the host name form is derived from it).
     account_id: Annotated[str, Meta(pattern=r"^[0-9A-Za-z_]+$")]
     auth: NetSuiteM2M | NetSuiteTba
+    # Subsidiaries are legal_entities' erp_id; options.subsidiaries only adds codes that
+    # are not legal entities (subsidiary codes in financial dimensions).
+    options: NetSuiteOptionsTable = NetSuiteOptionsTable()
+
+    def adapter_options(self) -> NetSuiteOptions:
+        """The adapter's options: account id and subsidiaries from this table, the rest
+        from ``options`` (ValueError if the adapter's checks refuse them)."""
+        subsidiaries = {code: entity.erp_id for code, entity in self.legal_entities.items()}
+        return join_options(
+            NetSuiteOptions,
+            self.options,
+            account_id=self.account_id,
+            subsidiaries=subsidiaries | self.options.subsidiaries,
+        )
 
 
 # Stripe (billing) --------------------------------------------------------------------
@@ -239,8 +365,13 @@ class StripeApiKey(Auth, kw_only=True, tag="api_key"):
 class StripeSystem(SystemConfig, kw_only=True, tag="stripe"):
     """Stripe API; the API version is pinned because field names move between versions."""
 
-    api_version: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")]
+    api_version: StripeApiVersion
     auth: StripeApiKey
+    options: StripeOptionsTable = StripeOptionsTable()
+
+    def adapter_options(self) -> StripeOptions:
+        """The adapter's options (ValueError if its checks refuse them)."""
+        return join_options(StripeOptions, self.options, api_version=self.api_version)
 
 
 # Dynamics 365 Business Central (ERP) -------------------------------------------------

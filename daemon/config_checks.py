@@ -1,8 +1,13 @@
 """Checks that span several tables of the configuration; each problem names its key path.
 
 The schema (:mod:`daemon.config`) checks one value at a time; these check how values fit
-together: a vendor's kind, ERP routing by legal entity, the systems a workflow or the
-customer-master field ownership refers to.
+together: a vendor's kind, plain HTTP only to loopback, ERP routing by legal entity and
+what a NetSuite system's options add to it, the systems a workflow or the customer-master
+field ownership refers to.
+
+:func:`check_adapters` is separate: whether this version has an adapter for each vendor
+is a property of the build, not of the file, so it runs where systems are wired (and in
+``pssync config check``), not in every load.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ import re
 from collections.abc import Callable
 
 from actors.errors import ConfigError
+from adapters.http import HttpConfig
 
-from .config import VENDOR_KINDS, WORKFLOWS, Config
+from .config import ADAPTER_VENDORS, VENDOR_KINDS, WORKFLOWS, Config, NetSuiteSystem
 from .errors import key_path
 
 Problem = Callable[[str, str], None]  # (dotted key path, message)
@@ -33,6 +39,21 @@ def check_config(config: Config, *, source: str = "") -> list[ConfigError]:
     _check_workflows(config, problem)
     _check_governance(config, problem)
     return problems
+
+
+def check_adapters(config: Config, *, source: str = "") -> list[ConfigError]:
+    """A problem for every system whose vendor has no adapter in this version."""
+    available = ", ".join(sorted(ADAPTER_VENDORS))
+    return [
+        ConfigError(
+            f'vendor "{system.vendor}" has no adapter in this version of pssync, so system '
+            f'"{name}" cannot run (vendors with an adapter: {available})',
+            path=key_path(key_path("systems", name), "vendor"),
+            source=source,
+        )
+        for name, system in config.systems.items()
+        if system.vendor not in ADAPTER_VENDORS
+    ]
 
 
 def _check_metrics(config: Config, problem: Problem) -> None:
@@ -58,6 +79,16 @@ def _check_systems(config: Config, problem: Problem) -> None:
                 key_path(path, "kind"),
                 f'vendor "{system.vendor}" is a {vendor_kind} system, not {system.kind}',
             )
+        try:
+            HttpConfig(base_url=system.base_url)
+        except ValueError:
+            problem(
+                key_path(path, "base_url"),
+                f"must be https:// (plain http:// only for a loopback host, such as the "
+                f"sandbox), got {_quote(system.base_url)}",
+            )
+        if isinstance(system, NetSuiteSystem):
+            _check_netsuite(path, system, problem)
         if system.legal_entities and system.kind != "erp":
             problem(key_path(path, "legal_entities"), "only ERP systems route legal entities")
             continue
@@ -74,6 +105,29 @@ def _check_systems(config: Config, problem: Problem) -> None:
                     key_path(key_path(path, "legal_entities"), entity),
                     f'legal entity "{entity}" is already routed to system "{owner}"',
                 )
+
+
+def _check_netsuite(path: str, system: NetSuiteSystem, problem: Problem) -> None:
+    """Subsidiaries have one home (legal_entities' erp_id); mapped currencies cover them."""
+    options = key_path(path, "options")
+    for code in system.options.subsidiaries:
+        if code in system.legal_entities:
+            problem(
+                key_path(key_path(options, "subsidiaries"), code),
+                f'"{code}" is a legal entity of this system: its subsidiary is '
+                f"{key_path(key_path(key_path(path, 'legal_entities'), code), 'erp_id')} "
+                f"({_quote(system.legal_entities[code].erp_id)}); set it there only",
+            )
+    currencies = system.options.currencies
+    if not currencies:
+        return  # none mapped at all: postings name the problem (options.currencies)
+    for code, entity in system.legal_entities.items():
+        if entity.currency not in currencies:
+            problem(
+                key_path(key_path(key_path(path, "legal_entities"), code), "currency"),
+                f'currency "{entity.currency}" has no internal id in '
+                f"{key_path(options, 'currencies')} (mapped: {', '.join(sorted(currencies))})",
+            )
 
 
 def _check_workflows(config: Config, problem: Problem) -> None:

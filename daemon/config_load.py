@@ -111,7 +111,8 @@ def _syntax_error(exc: msgspec.DecodeError, source: str) -> ConfigError:
 
 
 def _complete(config: schema.Config, base_dir: Path, environ: Mapping[str, str]) -> schema.Config:
-    """Fill default paths and make relative ones absolute."""
+    """Fill default paths and make relative ones (journal, socket, mappings, CA bundles)
+    absolute."""
     state = Path(environ.get("STATE_DIRECTORY") or DEFAULT_STATE_DIRECTORY)
     runtime = Path(environ.get("RUNTIME_DIRECTORY") or DEFAULT_RUNTIME_DIRECTORY)
 
@@ -129,7 +130,20 @@ def _complete(config: schema.Config, base_dir: Path, environ: Mapping[str, str])
     mappings = msgspec.structs.replace(
         config.mappings, directory=str(base_dir / config.mappings.directory)
     )
-    return msgspec.structs.replace(config, journal=journal, control=control, mappings=mappings)
+    systems = {
+        name: msgspec.structs.replace(
+            system,
+            http=msgspec.structs.replace(
+                system.http, ca_bundle=str(base_dir / system.http.ca_bundle)
+            ),
+        )
+        if system.http.ca_bundle is not None
+        else system
+        for name, system in config.systems.items()
+    }
+    return msgspec.structs.replace(
+        config, journal=journal, control=control, mappings=mappings, systems=systems
+    )
 
 
 # --------------------------------------------------------------------------- explaining
@@ -154,6 +168,8 @@ _TYPE_WORDS = {
 _PATTERN_WORDS = {
     schema.Url.__metadata__[0].pattern: "an http:// or https:// URL",
     schema.CurrencyCode.__metadata__[0].pattern: "a three-letter ISO 4217 currency code",
+    schema.SalesforceApiVersion.__metadata__[0].pattern: 'an API version such as "v66.0"',
+    schema.StripeApiVersion.__metadata__[0].pattern: 'an API version date such as "2024-06-20"',
 }
 
 
@@ -314,12 +330,26 @@ def _struct_keys(info: Any) -> list[str]:
     return []
 
 
+def _system_keys(info: Any) -> tuple[str, ...]:
+    """Keys an options table leaves to its system table (daemon.config.options_table)."""
+    if isinstance(info, mi.StructType):
+        return getattr(info.cls, "system_keys", ())
+    return ()
+
+
 def _is_secret(info: Any) -> bool:
     return isinstance(info, mi.CustomType) and info.cls is SecretRef
 
 
 def _describe_problem(detail: str, place: _Place) -> tuple[str, str]:
     if match := re.fullmatch(r"Object contains unknown field `(.+)`", detail):
+        key = match.group(1)
+        if key in _system_keys(place.info):
+            system = place.path.rsplit(".", 1)[0]
+            return (
+                key_path(place.path, key),
+                f"set in [{system}] only (the adapter gets it from there), not in its options",
+            )
         allowed = _struct_keys(place.info)
         hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
         return key_path(place.path, match.group(1)), f"unknown key{hint}"

@@ -4,10 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
+from msgspec.structs import fields
 
 from actors.errors import ConfigError
-from daemon.config import Config, NetSuiteSystem, NetSuiteTba
+from adapters.http import HttpConfig
+from adapters.kantata import KantataOptions
+from adapters.netsuite import NetSuiteOptions
+from adapters.salesforce import SalesforceOptions
+from adapters.stripe import StripeOptions
+from daemon.config import (
+    Config,
+    HttpSettings,
+    KantataSystem,
+    NetSuiteSystem,
+    NetSuiteTba,
+    SalesforceSystem,
+    StripeSystem,
+)
 from daemon.config_load import load_config, parse_config
 from daemon.errors import ConfigErrors, config_problems
 from daemon.secrets import SecretRef
@@ -21,6 +36,14 @@ vendor = "salesforce"
 base_url = "https://acme.my.salesforce.com"
 """
 SF_AUTH = 'auth = { method = "client_credentials", client_id = "app", client_secret = %s }\n'
+PSA = """
+[systems.psa]
+kind = "psa"
+vendor = "kantata"
+base_url = "https://api.mavenlink.com/api/v1"
+auth = { method = "bearer", token = "env:KANTATA_TOKEN" }
+"""
+US01 = '[systems.erp.legal_entities.US01]\nerp_id = "1"\ncurrency = "USD"\n'
 
 # (id, TOML added to BASE, the error exactly as str(ConfigError) renders it)
 BAD = [
@@ -85,8 +108,8 @@ BAD = [
         "unknown-key-vendor-specific",
         '[systems.psa]\nkind = "psa"\nvendor = "kantata"\nbase_url = "https://api.mavenlink.com"\n'
         'auth = { token = "env:K" }\naccount_id = "1"\n',
-        "systems.psa.account_id: unknown key; allowed keys: auth, base_url, kind, "
-        "legal_entities, limits, poll_interval_s, timeout_s, vendor",
+        "systems.psa.account_id: unknown key; allowed keys: auth, base_url, http, kind, "
+        "legal_entities, limits, options, poll_interval_s, vendor",
     ),
     (
         "missing-required",
@@ -238,6 +261,100 @@ BAD = [
         '[systems.erp.legal_entities.US01]\nerp_id = "1"\ncurrency = "USD"\n',
         "systems.ERP2: a system name must be lower case letters, digits and '_', starting with a "
         "letter (it labels metrics and log lines)",
+    ),
+    # [systems.<name>.options]: the adapter's Options, decoded with the same paths
+    (
+        "options-dict-value",
+        "[systems.erp.options.subsidiaries]\nX01 = 3\n",
+        "systems.erp.options.subsidiaries.X01: expected a string, got 3",
+    ),
+    (
+        "options-nested-table",
+        "[systems.erp.options.record_types]\ncustomer = 1\n",
+        "systems.erp.options.record_types.customer: expected a string, got 1",
+    ),
+    (
+        "options-constraint",
+        "[systems.erp.options]\nsuiteql_page_size = 5000\n",
+        "systems.erp.options.suiteql_page_size: expected an integer <= 1000, got 5000",
+    ),
+    (
+        "options-adapter-check",
+        '[systems.erp.options]\nexternal_id_prefix = "has space"\n',
+        "systems.erp.options: external_id_prefix: 1-20 letters, digits, '_' or '-'",
+    ),
+    (
+        "options-unknown-key",
+        PSA + "[systems.psa.options]\ntemplate = {}\n",
+        "systems.psa.options.template: unknown key; allowed keys: creator_role, overlap_s, "
+        "per_page, service_name, start_watermark, templates",
+    ),
+    (
+        "options-system-key",
+        '[systems.erp.options]\naccount_id = "1234567"\n',
+        "systems.erp.options.account_id: set in [systems.erp] only (the adapter gets it from "
+        "there), not in its options",
+    ),
+    (
+        "options-not-a-table",
+        PSA + 'options = "fast"\n',
+        'systems.psa.options: expected a table, got "fast"',
+    ),
+    # [systems.<name>.http]
+    (
+        "http-type",
+        '[systems.erp.http]\nread_timeout_s = "slow"\n',
+        'systems.erp.http.read_timeout_s: expected a number, got "slow"',
+    ),
+    (
+        "http-constraint",
+        "[systems.erp.http]\nconnect_timeout_s = 0\n",
+        "systems.erp.http.connect_timeout_s: expected a number > 0.0, got 0",
+    ),
+    (
+        "http-no-verify-switch",
+        "[systems.erp.http]\nverify = false\n",
+        "systems.erp.http.verify: unknown key; allowed keys: ca_bundle, connect_timeout_s, "
+        "keepalive_expiry_s, max_connections, max_keepalive_connections, pool_timeout_s, "
+        "read_timeout_s, retry, write_timeout_s",
+    ),
+    (
+        "http-retry",
+        "[systems.erp.http.retry]\nmax_attempts = 0\n",
+        "systems.erp.http.retry: max_attempts must be >= 1 and delays >= 0",
+    ),
+    (
+        "salesforce-api-version",
+        SF + SF_AUTH % '"env:SF"' + 'api_version = "66.0"\n',
+        'systems.crm.api_version: expected an API version such as "v66.0", got "66.0"',
+    ),
+    (
+        "stripe-api-version",
+        '[systems.billing]\nkind = "billing"\nvendor = "stripe"\n'
+        'base_url = "https://api.stripe.com"\napi_version = "latest"\n'
+        'auth = { method = "api_key", api_key = "env:STRIPE_API_KEY" }\n',
+        'systems.billing.api_version: expected an API version date such as "2024-06-20", '
+        'got "latest"',
+    ),
+    # cross-field checks of systems
+    (
+        "plain-http-off-loopback",
+        PSA.replace("https://api.mavenlink.com", "http://api.mavenlink.com"),
+        "systems.psa.base_url: must be https:// (plain http:// only for a loopback host, such "
+        'as the sandbox), got "http://api.mavenlink.com/api/v1"',
+    ),
+    (
+        "netsuite-subsidiary-twice",
+        US01 + '[systems.erp.options.subsidiaries]\nUS01 = "1"\n',
+        'systems.erp.options.subsidiaries.US01: "US01" is a legal entity of this system: its '
+        'subsidiary is systems.erp.legal_entities.US01.erp_id ("1"); set it there only',
+    ),
+    (
+        "netsuite-currency-unmapped",
+        US01 + '[systems.erp.legal_entities.UK01]\nerp_id = "3"\ncurrency = "GBP"\n'
+        '[systems.erp.options]\ncurrencies = { USD = "1" }\n',
+        'systems.erp.legal_entities.UK01.currency: currency "GBP" has no internal id in '
+        "systems.erp.options.currencies (mapped: USD)",
     ),
 ]
 
@@ -447,3 +564,101 @@ def test_erp_routing_by_legal_entity() -> None:
         None,
     )
     assert single_for_all.erp_for("DE01") == "erp"
+
+
+# ------------------------------------------------------------------ options and http tables
+
+OPTION_TABLES = [
+    (SalesforceSystem, SalesforceOptions, ("api_version",)),
+    (KantataSystem, KantataOptions, ()),
+    (NetSuiteSystem, NetSuiteOptions, ("account_id",)),
+    (StripeSystem, StripeOptions, ("api_version",)),
+]
+
+
+@pytest.mark.parametrize(
+    ("system", "options", "system_keys"),
+    OPTION_TABLES,
+    ids=[options.__name__ for _, options, _ in OPTION_TABLES],
+)
+def test_options_table_is_the_adapters_options_without_the_system_keys(
+    system: type, options: type, system_keys: tuple[str, ...]
+) -> None:
+    table = {f.name: f.type for f in msgspec.structs.fields(system)}["options"]
+    table_fields = {f.name: (f.type, f.default, f.default_factory) for f in fields(table)}
+    adapter_fields = {f.name: (f.type, f.default, f.default_factory) for f in fields(options)}
+
+    assert table_fields == {k: v for k, v in adapter_fields.items() if k not in system_keys}
+    assert set(system_keys) <= {f.name for f in fields(system)}  # they live up there
+
+
+def test_http_table_defaults_are_the_http_layers() -> None:
+    ours = {f.name: f.default for f in fields(HttpSettings)}
+    theirs = {f.name: f.default for f in fields(HttpConfig)}
+
+    assert {name: theirs.get(name) for name in ours if name != "retry"} == {
+        name: default for name, default in ours.items() if name != "retry"
+    }
+    assert HttpSettings().retry == HttpConfig(base_url="https://x.example").retry
+
+
+def test_netsuite_adapter_options_join_the_system_table(write_config) -> None:
+    toml = (
+        BASE
+        + US01
+        + '[systems.erp.legal_entities.UK01]\nerp_id = "3"\ncurrency = "GBP"\n'
+        + "[systems.erp.options]\n"
+        + 'currencies = { USD = "1", GBP = "2" }\n'
+        + 'subsidiaries = { ELIM = "9" }\n'  # an elimination subsidiary, not a legal entity
+        + "suiteql_page_size = 500\n"
+        + "[systems.erp.http]\n"
+        + 'ca_bundle = "certs/proxy-ca.pem"\n'
+        + "read_timeout_s = 120\n"
+    )
+    path = write_config(toml)
+
+    erp = load_config(path, environ={}).systems["erp"]
+    options = erp.adapter_options()
+
+    assert isinstance(options, NetSuiteOptions)
+    assert options.account_id == "1234567"
+    assert options.subsidiaries == {"US01": "1", "UK01": "3", "ELIM": "9"}
+    assert options.currencies == {"USD": "1", "GBP": "2"}
+    assert (options.suiteql_page_size, options.lookup_chunk_size) == (500, 500)
+    assert erp.http.read_timeout_s == 120
+    assert erp.http.ca_bundle == str(path.parent / "certs" / "proxy-ca.pem")
+
+
+def test_api_version_is_said_once_in_the_system_table() -> None:
+    toml = (
+        BASE
+        + SF
+        + SF_AUTH % '"env:SF"'
+        + 'api_version = "v62.0"\n'
+        + "[systems.crm.options]\noverlap_s = 30\n"
+        + '[systems.billing]\nkind = "billing"\nvendor = "stripe"\n'
+        + 'base_url = "https://api.stripe.com"\napi_version = "2024-06-20"\n'
+        + 'auth = { method = "api_key", api_key = "env:STRIPE_API_KEY" }\n'
+    )
+
+    config = parse_config(toml)
+    crm = config.systems["crm"].adapter_options()
+    billing = config.systems["billing"].adapter_options()
+
+    assert (crm.api_version, crm.overlap_s, crm.data_path) == (
+        "v62.0",
+        30.0,
+        "/services/data/v62.0",
+    )
+    assert billing == StripeOptions(api_version="2024-06-20")
+
+
+def test_example_config_builds_every_adapters_options() -> None:
+    config = load_config(EXAMPLE, environ={})
+
+    built = {name: system.adapter_options() for name, system in config.systems.items()}
+
+    assert built["erp"].subsidiaries == {"US01": "1", "UK01": "3"}
+    assert built["psa"].templates["implementation"] == "Implementation template"
+    assert built["crm"].fields.project_status == "Project_Status__c"
+    assert built["billing"].collection_method == "send_invoice"
