@@ -8,8 +8,9 @@ from typing import Any
 from actors.errors import ConfigError
 
 from ..config import Config
+from ..config_checks import check_adapters
 from ..config_load import load_config
-from ..errors import config_problems
+from ..errors import ConfigErrors, config_problems
 from ..render import emit, key_values, table, to_json
 from ..secrets import SecretResolver, resolve_all
 from .common import ExitCode, add_json_flag, report_config_error
@@ -37,6 +38,11 @@ def register(subparsers: Any) -> None:
 def check_command(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.file)
+        # A vendor the schema knows but no adapter speaks yet cannot run: say so here,
+        # not at the service's first start.
+        problems = check_adapters(config, source=args.file)
+        if problems:
+            raise problems[0] if len(problems) == 1 else ConfigErrors(problems)
         if args.resolve_secrets:
             resolve_all(config, SecretResolver())
     except ConfigError as exc:

@@ -262,3 +262,22 @@ def test_bench_journal_quick_json(tmp_path: Path, capsys: pytest.CaptureFixture[
     }
     assert all(r["events"] > 0 for r in results)
     assert list(tmp_path.iterdir()) == []  # temporary journals are removed
+
+
+def test_config_check_refuses_a_vendor_without_an_adapter(tmp_path, capsys):
+    path = tmp_path / "pssync.toml"
+    path.write_text(
+        GOVERNANCE
+        + """
+[systems.erp]
+kind = "erp"
+vendor = "oracle"
+base_url = "https://acme.fa.us2.oraclecloud.com"
+auth = { method = "basic", username = "pssync", password = "env:ORACLE_PASSWORD" }
+"""
+    )
+
+    assert main(["config", "check", str(path)]) == 2
+    assert 'systems.erp.vendor: vendor "oracle" has no adapter in this version' in (
+        capsys.readouterr().err
+    )
