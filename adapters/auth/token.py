@@ -2,6 +2,14 @@
 
 Refresh is single-flight: the first task to find the cache empty fetches under a
 ``trio.Lock``; everyone queued behind it finds the fresh token when the lock comes free.
+If that fetch fails, the tasks queued behind it get the same failure (a failing endpoint
+is not asked once per waiter); nothing is cached, so the next task to come tries again.
+
+Token responses are classified by :class:`TokenEndpointSignals`, not the data API's
+rules: a token endpoint speaks OAuth 2.0 (RFC 6749 §5.2), and its trouble — 5xx, 429,
+timeouts, dropped connections, a garbled body, a login rate limit — is transient, while
+``invalid_client`` / ``invalid_grant`` / ``unauthorized_client`` and other 4xx are not.
+A token fetch changes nothing on the vendor's side, so it is always safe to repeat.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import httpx
 import msgspec
 import trio
 
-from actors.errors import PermanentError, RetryableError, ThrottledError
+from actors.errors import AdapterError, PermanentError, RetryableError, ThrottledError
 
 from ..classify import MAX_MESSAGE_CHARS, ErrorSignals, Outcome, Verdict, transport_error
 from ..redaction import Redactor
@@ -43,6 +51,53 @@ class _TokenResponse(msgspec.Struct):
     instance_url: str = ""
 
 
+class _OAuthError(msgspec.Struct):
+    error: str = ""
+    error_description: str = ""
+
+
+class TokenEndpointSignals(ErrorSignals):
+    """Classification of a token endpoint's answers (RFC 6749 §5.2 error bodies).
+
+    - 429, or ``rate_limit_exceeded`` at any status (Salesforce's login rate limit,
+      documented without a status) → throttled;
+    - 408, 425, any 5xx, or ``temporarily_unavailable`` / ``server_error`` (RFC 6749's
+      codes for a server that cannot answer now) → retryable;
+    - 401, ``invalid_client``, ``invalid_grant``, ``unauthorized_client`` and every other
+      4xx → permanent: credentials or configuration, which retrying cannot fix and which
+      would only hasten a lockout.
+
+    A body that is not OAuth JSON (an HTML error page, a cut body, a data API's error
+    array) gives no code, and the status decides alone.
+    """
+
+    vendor = "oauth2"
+    THROTTLE_CODES = frozenset({"rate_limit_exceeded"})
+    TRANSIENT_CODES = frozenset({"temporarily_unavailable", "server_error"})
+
+    def error_detail(self, response: httpx.Response) -> tuple[str, str]:
+        try:
+            body = msgspec.json.decode(response.content, type=_OAuthError)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return "", response.reason_phrase
+        return body.error, body.error_description or response.reason_phrase
+
+    def outcome(self, status: int, code: str, response: httpx.Response) -> Outcome:
+        if status == 429 or code in self.THROTTLE_CODES:
+            return Outcome.THROTTLE
+        if status in (408, 425) or status >= 500 or code in self.TRANSIENT_CODES:
+            return Outcome.RETRY
+        return Outcome.PERMANENT
+
+
+def _shared(error: AdapterError) -> AdapterError:
+    """A fresh copy of ``error`` for another task (one exception object, one traceback)."""
+    fields = {"system": error.system, "status": error.status, "code": error.code}
+    if isinstance(error, ThrottledError):
+        return ThrottledError(error.message, retry_after_s=error.retry_after_s, **fields)
+    return type(error)(error.message, **fields)
+
+
 class CachedTokenAuth:
     """Base of the token-endpoint strategies; subclasses provide the form to post.
 
@@ -67,7 +122,9 @@ class CachedTokenAuth:
         self._deadline_s = deadline_s
         self._token: AccessToken | None = None
         self._lock = trio.Lock()
-        self._signals = ErrorSignals()
+        self._signals = TokenEndpointSignals()
+        self._finished = 0  # fetches finished, however they ended
+        self._failure: tuple[int, AdapterError] | None = None  # the last one, if it failed
         self.fetches = 0  # token calls made, for metrics and tests
 
     @property
@@ -90,16 +147,32 @@ class CachedTokenAuth:
     async def token(
         self, http: httpx.AsyncClient, *, correlation: tuple[str, str] | None = None
     ) -> AccessToken:
-        """A usable token: the cached one, or one fetched by exactly one task."""
+        """A usable token: the cached one, or one fetched by exactly one task.
+
+        Raises the fetch's :class:`~actors.errors.AdapterError`; a task that queued behind
+        a failing fetch gets a copy of its error instead of fetching again itself.
+        """
         token = self._token
         if token is not None and token.usable(trio.current_time()):
             return token
+        finished_before = self._finished
         async with self._lock:
             token = self._token
             if token is not None and token.usable(trio.current_time()):
                 return token
-            self._token = await self._fetch(http, correlation)
-            return self._token
+            failure = self._failure
+            if failure is not None and failure[0] > finished_before:
+                raise _shared(failure[1]) from failure[1]
+            try:
+                token = await self._fetch(http, correlation)
+            except AdapterError as exc:
+                self._finished += 1
+                self._failure = (self._finished, exc)
+                raise
+            self._finished += 1
+            self._failure = None
+            self._token = token
+            return token
 
     async def invalidate(self, credential: object) -> None:
         """Drop the cached token if it is the one that was refused."""
@@ -150,20 +223,29 @@ class CachedTokenAuth:
         try:
             body = msgspec.json.decode(response.content, type=_TokenResponse, strict=False)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise RetryableError(
-                "token endpoint answered without a usable access_token",
-                system=self.system,
-                status=response.status_code,
-                code="BAD_TOKEN_RESPONSE",
-            ) from exc
+            # A cut or garbled body is transport trouble, and asking again is harmless.
+            raise self._bad_response(response) from exc
+        if not body.access_token:
+            raise self._bad_response(response)
         expires_at = None
         if body.expires_in is not None:
             expires_at = trio.current_time() + max(0.0, body.expires_in - self._margin_s)
         return AccessToken(body.access_token, expires_at=expires_at, instance_url=body.instance_url)
 
-    def _error(self, verdict: Verdict, redact: Redactor) -> Exception:
+    def _bad_response(self, response: httpx.Response) -> RetryableError:
+        return RetryableError(
+            f"token endpoint {_bare(self.token_url)} → {response.status_code} "
+            "without a usable access_token",
+            system=self.system,
+            status=response.status_code,
+            code="BAD_TOKEN_RESPONSE",
+        )
+
+    def _error(self, verdict: Verdict, redact: Redactor) -> AdapterError:
+        detail = f" {verdict.code}" if verdict.code else ""
         message = redact(
-            f"token request refused: {verdict.code or verdict.status} {verdict.message}"
+            f"token request to {_bare(self.token_url)} refused → {verdict.status}{detail}: "
+            f"{verdict.message}"
         )[:MAX_MESSAGE_CHARS]
         fields = {"system": self.system, "status": verdict.status, "code": verdict.code}
         if verdict.outcome is Outcome.THROTTLE:
@@ -175,3 +257,8 @@ class CachedTokenAuth:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(token_url={self.token_url!r})"
+
+
+def _bare(url: str) -> str:
+    """The URL without its query: a token URL should have none, but never log one."""
+    return url.split("?", 1)[0]

@@ -18,6 +18,13 @@ shift the random sequence of the others), from ``random.Random(seed)``:
 Throttles, timeouts, 5xx and latency happen before the vendor app sees the request, so
 nothing is written; a malformed body happens after, so the write did happen — the
 nastiest case for a client, on purpose.
+
+A vendor's OAuth token endpoint is faulted too (logins do meet outages), but in the
+token endpoint's own form: when the vendor's errors are
+:class:`~adapters.sandbox.vendor.TokenEndpointErrors` and the path is one of their
+``token_paths``, throttles and 5xx come from ``token_throttled`` / ``token_server_error``
+instead of the data API's shapes. Timeouts, latency and malformed bodies are the same
+everywhere; the draws and counters do not depend on the path.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import trio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .clock import SandboxClock
-from .vendor import VendorErrors
+from .vendor import TokenEndpointErrors, VendorErrors
 
 ADMIN_PREFIX = "/_sandbox"
 
@@ -74,6 +81,7 @@ class FaultInjector:
         clock: SandboxClock,
     ) -> None:
         self.errors = errors
+        self.token_errors = errors if isinstance(errors, TokenEndpointErrors) else None
         self.clock = clock
         self.configure(config or FaultConfig())
 
@@ -106,6 +114,13 @@ class FaultInjector:
 
         return faulty
 
+    def _token_endpoint(self, scope: Scope) -> TokenEndpointErrors | None:
+        """The token-endpoint error shapes if ``scope`` is a request to a token endpoint."""
+        if self.token_errors is None:
+            return None
+        path = scope.get("path", "")
+        return self.token_errors if path in self.token_errors.token_paths else None
+
     async def _handle(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         config = self.config
         self.stats.requests += 1
@@ -113,16 +128,25 @@ class FaultInjector:
         draws = [self._random.random() for _ in range(4)]
         timeout_draw, error_draw, latency_draw, malformed_draw = draws
 
+        token = self._token_endpoint(scope)
         if self._in_burst(number):
             self.stats.throttled += 1
-            await self.errors.throttled(config.retry_after_s)(scope, receive, send)
+            if token is not None:
+                response = token.token_throttled(config.retry_after_s)
+            else:
+                response = self.errors.throttled(config.retry_after_s)
+            await response(scope, receive, send)
             return
         if timeout_draw < config.timeout_rate:
             self.stats.timeouts += 1
             await trio.sleep_forever()
         if error_draw < config.error_rate:
             self.stats.errors += 1
-            await self.errors.server_error(config.error_status)(scope, receive, send)
+            if token is not None:
+                response = token.token_server_error(config.error_status)
+            else:
+                response = self.errors.server_error(config.error_status)
+            await response(scope, receive, send)
             return
         low, high = config.latency_ms
         delay_ms = low + (high - low) * latency_draw

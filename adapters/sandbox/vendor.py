@@ -15,7 +15,7 @@ config; a vendor ignores options it does not know.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -31,6 +31,28 @@ class VendorErrors(Protocol):
 
     def server_error(self, status: int) -> Response:
         """The vendor's answer to an internal failure with HTTP ``status`` (5xx)."""
+        ...
+
+
+@runtime_checkable
+class TokenEndpointErrors(Protocol):
+    """Optional beside :class:`VendorErrors`: faults on the vendor's OAuth token endpoint.
+
+    A token endpoint answers in OAuth 2.0 form (RFC 6749 §5.2 ``{"error",
+    "error_description"}``), never in the data API's error shape, so the fault injector
+    asks for these shapes on requests whose path is in ``token_paths``. Vendors without
+    a token endpoint (static keys: Stripe, Kantata) do not implement this, and their
+    faults keep the data shapes everywhere.
+    """
+
+    token_paths: frozenset[str]
+
+    def token_throttled(self, retry_after_s: float | None) -> Response:
+        """What the token endpoint answers when the vendor limits logins."""
+        ...
+
+    def token_server_error(self, status: int) -> Response:
+        """What the token endpoint answers to an internal failure with HTTP ``status``."""
         ...
 
 
@@ -58,7 +80,8 @@ class VendorState(Protocol):
 class Vendor:
     """One simulated system: its state, its error shapes and its raw ASGI app.
 
-    ``admin_routes`` are optional vendor-specific admin endpoints (e.g. revoking tokens);
+    ``errors`` may also be :class:`TokenEndpointErrors` (a vendor with an OAuth token
+    endpoint). ``admin_routes`` are optional vendor-specific admin endpoints (e.g. revoking tokens);
     the sandbox mounts them under ``/_sandbox/`` next to the common ones, so a route
     path ``/tokens/revoke`` is served at ``/_sandbox/tokens/revoke``.
     ``credentials`` are the demo credentials the banner prints (``client_id`` …).

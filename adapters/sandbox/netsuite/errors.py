@@ -10,6 +10,13 @@ Every error the simulated NetSuite returns has the shape Oracle documents::
 The ``type``/``title`` members are from memory (reference/systems.md §4 marks them so).
 The ``o:errorCode`` on the REST 429 for exceeded concurrency is unconfirmed upstream; the
 sandbox uses ``CONCURRENCY_LIMIT_EXCEEDED`` and clients should key on the status code.
+
+The M2M token endpoint (``/services/rest/auth/oauth2/v1/token``) answers in OAuth 2.0 form
+(see :mod:`.m2m`), so its injected faults do too — all **assumed**, nothing here is
+documented by Oracle: a throttle is **429** (the status NetSuite's REST services use for
+exceeded concurrency) with ``{"error": "temporarily_unavailable", "error_description":
+…}``; a 5xx carries ``"temporarily_unavailable"`` (503) or ``"server_error"``, RFC 6749's
+names for these failures (§4.1.2.1). Clients should key on the status code.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
+
+from .m2m import TOKEN_PATH
 
 _TYPES = {
     400: ("https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.1", "Bad Request"),
@@ -110,12 +119,24 @@ def concurrency_exceeded(retry_after_s: float | None = None) -> Response:
     return error_response(429, body, headers)
 
 
+def token_error(
+    status: int, error: str, description: str, headers: dict[str, str] | None = None
+) -> Response:
+    """An OAuth 2.0 error answer of the M2M token endpoint (RFC 6749 §5.2)."""
+    body = {"error": error, "error_description": description}
+    no_store = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    return JSONResponse(body, status_code=status, headers={**no_store, **(headers or {})})
+
+
 class NetSuiteErrors:
-    """:class:`~adapters.sandbox.vendor.VendorErrors` in NetSuite's shape.
+    """:class:`~adapters.sandbox.vendor.VendorErrors` in NetSuite's shape, and
+    :class:`~adapters.sandbox.vendor.TokenEndpointErrors` for the M2M token endpoint.
 
     NetSuite's own 429 carries no ``Retry-After``; the fault injector may ask for one,
     and then it is sent (whole seconds, at least 1).
     """
+
+    token_paths = frozenset({TOKEN_PATH})
 
     def throttled(self, retry_after_s: float | None) -> Response:
         return concurrency_exceeded(retry_after_s)
@@ -124,3 +145,14 @@ class NetSuiteErrors:
         detail = "An unexpected error occurred. Error ID: sandbox-injected"
         body = error_body(status, [{"detail": detail, "o:errorCode": "UNEXPECTED_ERROR"}])
         return error_response(status, body)
+
+    def token_throttled(self, retry_after_s: float | None) -> Response:
+        headers = None
+        if retry_after_s is not None:
+            headers = {"Retry-After": str(max(1, round(retry_after_s)))}
+        return token_error(429, "temporarily_unavailable", CONCURRENCY_DETAIL, headers)
+
+    def token_server_error(self, status: int) -> Response:
+        if status == 503:
+            return token_error(503, "temporarily_unavailable", "Service temporarily unavailable")
+        return token_error(status, "server_error", "An unexpected error occurred")

@@ -8,6 +8,21 @@ an injected throttle is what the vendor sends when its limits are exhausted: **4
 ``REQUEST_LIMIT_EXCEEDED`` and the message Salesforce uses for the concurrent long-running
 request limit ("ConcurrentRequests (Concurrent API Requests) Limit exceeded."). No
 Retry-After header is sent unless a retry delay is configured, because Salesforce sends none.
+
+The OAuth endpoints (``/services/oauth2/token`` and ``/revoke``) answer in OAuth 2.0 form,
+``{"error", "error_description"}``, never with the data API's array. Their fault shapes:
+
+- throttle: **400** ``{"error": "rate_limit_exceeded", "error_description": "Number of
+  logins exceeded"}``. The code and text are from Salesforce's list of OAuth flow errors
+  (help.salesforce.com, "OAuth 2.0 User-Agent Flow": ``rate_limit_exceeded — Number of
+  logins exceeded``; third parties quote the same list for the token endpoint) and the
+  login rate limit KB article 000381578 (3,600 logins per user per hour,
+  ``LOGIN_RATE_EXCEEDED``). The **status 400 is an assumption**: the list gives none, and
+  RFC 6749 §5.2 makes token-endpoint errors 400. No Retry-After unless configured.
+- 5xx: the configured status with ``{"error": "temporarily_unavailable"}`` (503) or
+  ``"server_error"`` (others). **Assumed**: what Salesforce's token endpoint sends during
+  an outage is not documented; the codes are RFC 6749's names for these failures
+  (§4.1.2.1). Clients must decide on the status, not on this body.
 """
 
 from __future__ import annotations
@@ -75,8 +90,29 @@ _SERVER_ERRORS = {
 }
 
 
+#: The OAuth endpoints, as paths; the app routes the trailing-slash form the same way.
+OAUTH_PATHS = frozenset(
+    {
+        "/services/oauth2/token",
+        "/services/oauth2/token/",
+        "/services/oauth2/revoke",
+        "/services/oauth2/revoke/",
+    }
+)
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def oauth_error(status: int, error: str, description: str) -> Response:
+    """An OAuth 2.0 error answer of the token endpoint (RFC 6749 §5.2)."""
+    body = {"error": error, "error_description": description}
+    return JSONResponse(body, status_code=status, headers=dict(_NO_STORE))
+
+
 class SalesforceErrors:
-    """:class:`~adapters.sandbox.vendor.VendorErrors` for Salesforce."""
+    """:class:`~adapters.sandbox.vendor.VendorErrors` and
+    :class:`~adapters.sandbox.vendor.TokenEndpointErrors` for Salesforce."""
+
+    token_paths = OAUTH_PATHS
 
     def __init__(self, usage: Any = None) -> None:
         # ``usage`` returns the current Sforce-Limit-Info value (or None before any call).
@@ -100,3 +136,14 @@ class SalesforceErrors:
     def server_error(self, status: int) -> Response:
         code, message = _SERVER_ERRORS.get(status, _SERVER_ERRORS[500])
         return SalesforceError(status, code, message).response(self._headers())
+
+    def token_throttled(self, retry_after_s: float | None) -> Response:
+        response = oauth_error(400, "rate_limit_exceeded", "Number of logins exceeded")
+        if retry_after_s is not None:
+            response.headers["Retry-After"] = str(max(1, round(retry_after_s)))
+        return response
+
+    def token_server_error(self, status: int) -> Response:
+        if status == 503:
+            return oauth_error(503, "temporarily_unavailable", "Service temporarily unavailable")
+        return oauth_error(status, "server_error", "An unexpected error occurred")
