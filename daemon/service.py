@@ -36,6 +36,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import httpx
 import structlog
 import trio
 
@@ -56,6 +57,7 @@ from .control.peer import group_id
 from .logging import configure_logging
 from .metrics import Metrics
 from .metrics_server import metrics_child_spec
+from .pipeline import Pipeline, build_pipeline
 from .secrets import Secret, SecretResolver, resolve_all
 from .systemd import Notifier
 
@@ -79,18 +81,25 @@ def root_children(
     journal: Journal,
     secrets: Mapping[str, Secret],
     registry: ControlRegistry | None = None,
-) -> list[ChildSpec]:
-    """The root supervisor's children.
+    *,
+    metrics: Metrics | None = None,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+) -> Pipeline:
+    """The root supervisor's children: the pipeline of :mod:`daemon.pipeline` (systems,
+    dispatcher, one runner per enabled workflow, the reconcile schedule), registered in
+    ``registry`` for the control server. Its ``children`` go to the root; its
+    ``aclose()`` closes the adapters once the root has stopped.
 
-    Empty for now: the system actors (actors/systems), the dispatcher and workflow actors
-    (actors/workflows) and the metrics server join here as they land, each as a
-    ``ChildSpec`` whose factory closes over ``config``, ``journal`` and ``secrets``.
-    Components the operator steers register in ``registry`` (see
-    :mod:`daemon.control.registry`): a system actor adds itself to
-    ``registry.systems[name]`` and its governor to ``registry.governors[name]`` when it
-    starts, and removes both when it stops.
+    Empty (no children) for a configuration without systems or workflows.
     """
-    return []
+    return build_pipeline(
+        config,
+        secrets,
+        journal,
+        registry=registry if registry is not None else ControlRegistry(),
+        metrics=metrics,
+        transports=transports,
+    )
 
 
 def version() -> str:
@@ -155,13 +164,15 @@ async def serve(
     environ: Mapping[str, str] | None = None,
     registry: ControlRegistry | None = None,
     policy: CredentialPolicy | None = None,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED,
 ) -> int:
     """Serve the control socket, open the journal, run the root supervisor until drained;
     the exit status.
 
     ``task_status.started(root)`` once the daemon is ready (tests start it with
-    ``nursery.start``). ``children`` defaults to :func:`root_children` with ``registry``;
+    ``nursery.start``). ``children`` defaults to :func:`root_children` with ``registry``
+    (and ``transports``: system name → httpx transport, e.g. the in-process sandbox);
     a custom factory that registers components closes over the ``registry`` it passes
     here. ``policy`` defaults to root, this process's uid/gid and
     ``[control] operator_group``. ``config_file`` is what ``reload`` re-reads.
@@ -174,8 +185,6 @@ async def serve(
     notifier = notifier or Notifier({})
     environ = os.environ if environ is None else environ
     registry = registry if registry is not None else ControlRegistry()
-    if children is None:
-        children = _default_children(registry)
     operator_gid = (
         group_id(config.control.operator_group) if config.control.operator_group else None
     )
@@ -194,6 +203,7 @@ async def serve(
                         config,
                         secrets,
                         children,
+                        transports,
                         notifier,
                         server,
                         registry,
@@ -229,19 +239,11 @@ async def serve(
     return EXIT_OK
 
 
-def _default_children(registry: ControlRegistry) -> ChildrenFactory:
-    def children(
-        config: Config, journal: Journal, secrets: Mapping[str, Secret]
-    ) -> Sequence[ChildSpec]:
-        return root_children(config, journal, secrets, registry)
-
-    return children
-
-
 async def _serve_journal(
     config: Config,
     secrets: Mapping[str, Secret],
-    children: ChildrenFactory,
+    children: ChildrenFactory | None,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None,
     notifier: Notifier,
     server: ControlServer,
     registry: ControlRegistry,
@@ -259,10 +261,15 @@ async def _serve_journal(
         busy_timeout_ms=config.journal.busy_timeout_ms,
     ) as journal:
         metrics = Metrics.from_config(config)
-        specs = [
-            *children(config, journal, secrets),
-            *metrics_child_spec(metrics, config.metrics, journal=journal),
-        ]
+        pipeline: Pipeline | None = None
+        if children is None:
+            pipeline = root_children(
+                config, journal, secrets, registry, metrics=metrics, transports=transports
+            )
+            own = list(pipeline.children)
+        else:
+            own = list(children(config, journal, secrets))
+        specs = [*own, *metrics_child_spec(metrics, config.metrics, journal=journal)]
         root = Supervisor("root", specs, policy=ROOT_POLICY)
         metrics.watch_health(HealthView(root))
         lifecycle = _Lifecycle(root, notifier, log)
@@ -294,6 +301,10 @@ async def _serve_journal(
             )
         except* ActorFailed as group:
             failures.extend(group.exceptions)  # type: ignore[arg-type]
+        finally:
+            # The root has stopped: nothing sends requests any more.
+            if pipeline is not None:
+                await pipeline.aclose()
     return failures[0] if failures else None
 
 

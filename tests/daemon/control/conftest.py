@@ -41,6 +41,12 @@ socket_path = "run/control.sock"
 [metrics]
 enabled = false
 
+[mappings]
+# The ERP below is wired for real by `pssync run`: its adapter needs the field mappings.
+directory = """
+    + json.dumps(str(Path(__file__).resolve().parents[3] / "config" / "mappings"))
+    + """
+
 [systems.erp]
 kind = "erp"
 vendor = "netsuite"

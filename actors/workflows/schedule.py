@@ -1,0 +1,155 @@
+"""When reconcile runs: on a schedule (:class:`ReconcileScheduler`) and on demand
+(:func:`request_reconciliation`, called by the control socket's ``reconcile`` op).
+
+Both only append a ``ReconciliationRequested`` event; the dispatcher and the reconcile
+runner do the rest, durably. Periods are UTC calendar days in windows of
+``max(1, round(interval_s / 86400))`` days counted from the Unix epoch: a nightly
+schedule reconciles yesterday, a weekly one the last seven days. At every tick the
+scheduler requests the last *complete* window. The scheduled request's envelope id is
+derived from the window alone, so a tick repeated after a restart (or by two ticks in
+one window, when ``interval_s`` is under a day) is dropped by the journal: exactly one
+scheduled request per period.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+
+import structlog
+import trio
+
+from actors.actor import Actor
+from actors.messages import Envelope, ReconciliationRequested
+from actors.systems import event_record
+from store import Journal
+
+__all__ = ["ReconcileScheduler", "last_complete_period", "request_reconciliation"]
+
+log = structlog.get_logger(__name__)
+
+_DAY_S = 86_400.0
+SOURCE = "pssync"
+"""The envelope source of requests pssync raises itself."""
+
+
+def last_complete_period(now: float, interval_s: float) -> tuple[date, date]:
+    """The newest whole window of days (see the module docstring) ending before ``now``."""
+    days = max(1, round(interval_s / _DAY_S))
+    today = datetime.fromtimestamp(now, UTC).date()
+    index = (today - date(1970, 1, 1)).days // days  # the window ``today`` is in
+    start = date(1970, 1, 1) + timedelta(days=(index - 1) * days)
+    return start, start + timedelta(days=days - 1)
+
+
+def scheduled_request(period: tuple[date, date], now: float) -> Envelope:
+    """The scheduler's request for ``period``; its id depends on the period only."""
+    start, end = period
+    return Envelope.new(
+        ReconciliationRequested(period_start=start, period_end=end, requested_by="schedule"),
+        source=SOURCE,
+        object_id=f"reconcile:{start.isoformat()}..{end.isoformat()}",
+        version="schedule",
+        occurred_at=datetime.fromtimestamp(now, UTC),
+        recorded_at=datetime.fromtimestamp(now, UTC),
+    )
+
+
+async def request_reconciliation(
+    journal: Journal,
+    period: tuple[date, date],
+    project_ids: Sequence[str] = (),
+    requested_by: str = "operator",
+    *,
+    now: float | None = None,
+) -> Envelope:
+    """Append an on-demand ``ReconciliationRequested``; returns its envelope.
+
+    Each call is a new request (its id includes the time), so an operator can reconcile
+    a period again after fixing records. Raises ValueError for an inverted period.
+    """
+    start, end = period
+    if end < start:
+        raise ValueError(f"period ends ({end}) before it starts ({start})")
+    at = time.time() if now is None else now
+    projects = tuple(sorted(set(project_ids)))
+    moment = datetime.fromtimestamp(at, UTC)
+    envelope = Envelope.new(
+        ReconciliationRequested(
+            period_start=start, period_end=end, project_ids=projects, requested_by=requested_by
+        ),
+        source=SOURCE,
+        object_id=f"reconcile:{start.isoformat()}..{end.isoformat()}:{','.join(projects)}",
+        version=f"{requested_by}@{at!r}",
+        occurred_at=moment,
+        recorded_at=moment,
+    )
+    await journal.append([event_record(envelope)])
+    log.info(
+        "reconciliation requested",
+        period_start=str(start),
+        period_end=str(end),
+        projects=len(projects),
+        requested_by=requested_by,
+        event_id=envelope.id,
+    )
+    return envelope
+
+
+class ReconcileScheduler(Actor[None]):
+    """Appends the scheduled ``ReconciliationRequested`` every ``interval_s``.
+
+    The first tick is at start (a period missed while the daemon was down is requested
+    at once). ``appended`` is called after a new request was appended (the daemon wakes
+    the dispatcher with it).
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        interval_s: float,
+        now: Callable[[], float] = time.time,
+        appended: Callable[[], None] = lambda: None,
+        name: str = "reconcile-scheduler",
+        **actor_options: float,
+    ) -> None:
+        # No messages: it runs on the clock.
+        super().__init__(name, mailbox_size=0, **actor_options)
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self.journal = journal
+        self.interval_s = interval_s
+        self._now = now
+        self._appended = appended
+        self._stop = trio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def tick(self) -> bool:
+        """Request the last complete period; True if that request is new."""
+        now = self._now()
+        period = last_complete_period(now, self.interval_s)
+        result = await self.journal.append([event_record(scheduled_request(period, now))])
+        new = result.new_count == 1
+        if new:
+            log.info(
+                "scheduled reconciliation", period_start=str(period[0]), period_end=str(period[1])
+            )
+            self._appended()
+        return new
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while not self._stop.is_set():
+            self.heartbeat()
+            await self.tick()
+            deadline = trio.current_time() + self.interval_s
+            # Wake every heartbeat interval to show we are alive, until the next tick.
+            while not self._stop.is_set() and trio.current_time() < deadline:
+                self.heartbeat()
+                wait = min(deadline - trio.current_time(), self.heartbeat_interval_s)
+                with trio.move_on_after(wait):
+                    await self._stop.wait()
