@@ -1,0 +1,291 @@
+"""invoice_feedback: billing invoice and payment status → ERP receivables, CRM account.
+
+Triggered by the billing feed's ``InvoiceStatusChanged`` and ``PaymentReceived`` (key
+``invoice:<id>``, so one invoice's facts are handled in order). One Stripe ``invoice.paid``
+event yields both; each does its own part:
+
+``PaymentReceived``
+    1. ``locate`` — the ERP that holds the invoice and the ERP ids of invoice and customer,
+       from the id map written by milestone_to_invoice (``invoice`` ``ms-<milestone>``) and
+       deal_to_project (``account`` or ``customer``). An invoice pssync never issued →
+       ``billing`` exception; one issued in billing but not yet in an ERP → retried.
+    2. ``apply_payment`` — ``ApplyPayment`` to that ERP, against the ERP invoice. NetSuite
+       keys the customer payment by the canonical payment id (Stripe's charge), so the
+       Stripe payment becomes exactly one ERP payment however often it is replayed.
+    3. ``crm_progress`` — ``UpdateBillingProgress`` (see below).
+
+``InvoiceStatusChanged``
+    - ``void`` / ``uncollectible``: ``locate``, then ``update_status`` (``UpdateInvoiceStatus``
+      to the ERP: a reversing journal), then ``crm_progress``;
+    - ``open`` / ``paid`` / ``draft``: nothing to post (issuing is milestone_to_invoice's,
+      cash is the payment's); ``crm_progress`` only.
+
+CRM progress is the account's position as pssync knows it, recomputed from the journal's
+invoice status facts (latest per invoice of the account, in the event's currency):
+invoiced = Σ amount due of invoices not void, paid = Σ amount paid, outstanding = Σ (due -
+paid) of open invoices. The values are absolute, so writing them twice changes nothing.
+Only the account is written (its balance due); the deal's invoiced amount stays
+milestone_to_invoice's, so the opportunity's paid amount is not written here.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+import structlog
+
+from actors.errors import RetryableError
+from actors.messages import (
+    ApplyPayment,
+    Envelope,
+    InvoiceStatus,
+    InvoiceStatusChanged,
+    Money,
+    PaymentReceived,
+    UpdateBillingProgress,
+    UpdateInvoiceStatus,
+    decode_envelope,
+)
+from adapters.base import CommandResult
+
+from .context import RunContext
+from .spec import WorkflowSpec
+
+__all__ = ["CUSTOMER_KINDS", "INVOICE", "PAYMENT", "SPEC", "Located", "invoice_feedback"]
+
+log = structlog.get_logger(__name__)
+
+INVOICE = "invoice"
+"""Id-map kind of invoices (milestone_to_invoice maps billing and ERP ids under it)."""
+CUSTOMER_KINDS = ("account", "customer")
+"""Id-map kinds deal_to_project may map a customer under (as time_expense_to_erp reads)."""
+PAYMENT = "payment"
+"""Id-map kind of payments (this workflow maps the ERP's customer payment)."""
+
+_POSTED_STATUSES = (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE)
+_PAGE = 1_000
+
+
+class Located(msgspec.Struct, frozen=True, kw_only=True):
+    """Where an invoice lives in the ERP (memoised by the ``locate`` step)."""
+
+    erp: str
+    invoice_id: str
+    customer_id: str = ""
+
+
+class Progress(msgspec.Struct, frozen=True, kw_only=True):
+    """An account's billing position (memoised, so a resumed run writes the same)."""
+
+    currency: str
+    invoiced: Decimal
+    paid: Decimal
+    outstanding: Decimal
+    invoices: int
+
+
+async def invoice_feedback(ctx: RunContext) -> None:
+    """Apply one billing fact to the ERP and the CRM (module docstring)."""
+    event = ctx.events[0].body
+    match event:
+        case PaymentReceived(payment=payment):
+            if not payment.invoice_id:
+                ctx.fail(
+                    "billing",
+                    f"payment {payment.id} of {payment.amount} from account {payment.account_id}"
+                    " names no invoice: apply it to the customer's invoices in the ERP by hand",
+                    amount=payment.amount,
+                )
+            billing_id = next(
+                (ref.id for ref in payment.external_refs if ref.object_type == "invoice"),
+                payment.invoice_id,
+            )
+            located = await _locate(
+                ctx, payment.invoice_id, billing_id, payment.account_id, payment.amount
+            )
+            await _apply_payment(ctx, located, event)
+            await _crm_progress(ctx, payment.account_id, payment.amount.currency)
+        case InvoiceStatusChanged(status=status):
+            if status in _POSTED_STATUSES:
+                # Without pssync's metadata the canonical id is the billing system's own.
+                located = await _locate(
+                    ctx, event.invoice_id, event.invoice_id, None, event.amount_due
+                )
+                await _update_status(ctx, located, event)
+            if event.account_id and event.amount_due is not None:
+                await _crm_progress(ctx, event.account_id, event.amount_due.currency)
+            else:
+                log.warning(
+                    "invoice status change without account or amount; CRM not updated",
+                    invoice=event.invoice_id,
+                )
+        case _:
+            raise TypeError(f"invoice_feedback cannot handle {type(event).__name__}")
+
+
+async def _locate(
+    ctx: RunContext,
+    invoice_id: str,
+    billing_id: str,
+    account_id: str | None,
+    amount: Money | None,
+) -> Located:
+    async def locate() -> Located:
+        erps = sorted(ctx.deps.roles.get("erp", ()))
+        for erp in erps:
+            erp_invoice = await ctx.journal.system_id(INVOICE, invoice_id, erp)
+            if erp_invoice is None:
+                continue
+            customer = ""
+            if account_id is not None:
+                customer = await _customer(ctx, account_id, erp)
+                if not customer:
+                    ctx.fail(
+                        "mapping",
+                        f"invoice {invoice_id} is in {erp} as {erp_invoice}, but customer account"
+                        f" {account_id} has no {erp} id in pssync's id map: map the customer"
+                        " (or re-run its deal_to_project) and retry",
+                        amount=amount,
+                    )
+            return Located(erp=erp, invoice_id=erp_invoice, customer_id=customer)
+        billing = await ctx.journal.ids_of(INVOICE, invoice_id)
+        if billing:
+            # pssync issued it in billing; milestone_to_invoice may still be posting it to
+            # the ERP. Retry with backoff; the engine parks it once attempts run out.
+            raise RetryableError(
+                f"invoice {invoice_id} is issued in billing ({_render(billing)}) but not yet"
+                " posted to an ERP"
+            )
+        what = "was paid" if account_id is not None else "changed status"
+        ctx.fail(
+            "billing",
+            f"billing invoice {billing_id} {what}, but pssync never issued it: no ERP"
+            f" ({', '.join(erps) or 'none configured'}) holds it, so nothing was posted."
+            " Post the invoice to the ERP and map it, then retry; or resolve this if the"
+            " invoice was raised outside pssync and handled there",
+            amount=amount,
+            detail={"invoice_id": invoice_id, "billing_id": billing_id, "erps": erps},
+        )
+
+    return await ctx.step("locate", locate, result_type=Located)
+
+
+async def _apply_payment(ctx: RunContext, located: Located, event: PaymentReceived) -> None:
+    payment = event.payment
+
+    async def apply() -> CommandResult:
+        command = ApplyPayment(
+            idempotency_key=ctx.idempotency_key("apply_payment"),
+            correlation_id=ctx.correlation_id,
+            payment=payment,
+            customer_id=located.customer_id,
+            invoice_id=located.invoice_id,
+        )
+        result = await ctx.deps.execute(located.erp, command)
+        erp_payment = result.ids.get(payment.id)
+        if erp_payment:
+            await ctx.journal.map_id(PAYMENT, payment.id, located.erp, erp_payment, ctx.deps.now())
+        return result
+
+    await ctx.step("apply_payment", apply, result_type=CommandResult)
+
+
+async def _update_status(ctx: RunContext, located: Located, event: InvoiceStatusChanged) -> None:
+    async def update() -> CommandResult:
+        command = UpdateInvoiceStatus(
+            idempotency_key=ctx.idempotency_key("update_status"),
+            correlation_id=ctx.correlation_id,
+            invoice_id=located.invoice_id,
+            status=event.status,
+        )
+        return await ctx.deps.execute(located.erp, command)
+
+    await ctx.step("update_status", update, result_type=CommandResult)
+
+
+async def _crm_progress(ctx: RunContext, account_id: str, currency: str) -> None:
+    progress = await ctx.step(
+        "crm_ledger",
+        lambda: account_progress(ctx.journal, account_id, currency),
+        result_type=Progress,
+    )
+
+    async def update() -> CommandResult:
+        command = UpdateBillingProgress(
+            idempotency_key=ctx.idempotency_key("crm_progress"),
+            correlation_id=ctx.correlation_id,
+            account_id=account_id,
+            invoiced=Money(amount=progress.invoiced, currency=progress.currency),
+            paid=Money(amount=progress.paid, currency=progress.currency),
+            outstanding=Money(amount=progress.outstanding, currency=progress.currency),
+        )
+        return await ctx.deps.execute(ctx.deps.system("crm"), command)
+
+    await ctx.step("crm_progress", update, result_type=CommandResult)
+
+
+async def account_progress(journal, account_id: str, currency: str) -> Progress:
+    """The account's billing position from the journal's invoice status facts.
+
+    The latest fact per invoice counts (journal order). Invoices in other currencies are
+    left out: the CRM's amounts are in one currency. The scan reads every invoice status
+    event, which is cheap at invoice volumes (hundreds a month).
+    """
+    latest: dict[str, InvoiceStatusChanged] = {}
+    after = 0
+    while True:
+        page = await journal.read_events(after, _PAGE, [InvoiceStatusChanged.__struct_config__.tag])
+        for record in page:
+            fact = decode_envelope(record.body, origin=f"journal seq {record.seq}").body
+            if isinstance(fact, InvoiceStatusChanged) and fact.account_id == account_id:
+                latest[fact.invoice_id] = fact
+        if len(page) < _PAGE:
+            break
+        after = page[-1].seq or after
+    invoiced = paid = outstanding = Decimal(0)
+    counted = 0
+    for fact in latest.values():
+        due, got = fact.amount_due, fact.amount_paid
+        if due is None or due.currency != currency or fact.status is InvoiceStatus.VOID:
+            continue
+        counted += 1
+        received = got.amount if got is not None else Decimal(0)
+        invoiced += due.amount
+        paid += received
+        if fact.status is InvoiceStatus.OPEN:
+            outstanding += max(due.amount - received, Decimal(0))
+    return Progress(
+        currency=currency, invoiced=invoiced, paid=paid, outstanding=outstanding, invoices=counted
+    )
+
+
+async def _customer(ctx: RunContext, account_id: str, system: str) -> str:
+    for kind in CUSTOMER_KINDS:
+        found = await ctx.journal.system_id(kind, account_id, system)
+        if found:
+            return found
+    return ""
+
+
+def _render(ids: dict[str, str]) -> str:
+    return ", ".join(f"{system} {system_id}" for system, system_id in sorted(ids.items()))
+
+
+def _amount_at_risk(events: tuple[Envelope, ...]) -> Money | None:
+    body = events[0].body
+    if isinstance(body, PaymentReceived):
+        return body.payment.amount
+    if isinstance(body, InvoiceStatusChanged):
+        return body.amount_due
+    return None
+
+
+SPEC = WorkflowSpec(
+    name="invoice_feedback",
+    triggers=(InvoiceStatusChanged, PaymentReceived),
+    run=invoice_feedback,
+    category="billing",
+    amount_at_risk=_amount_at_risk,
+)
+"""invoice_feedback's declaration (registered by ``actors.workflows.catalog``)."""
