@@ -1,5 +1,6 @@
 """Operator commands over the control socket: ``status``, ``actors``, ``pause``,
-``resume``, ``drain``, ``reload``, ``limits``, ``reconcile``, ``replay``.
+``resume``, ``drain``, ``reload``, ``limits``, ``reconcile``, ``replay`` (which also
+works offline on a journal file: :mod:`daemon.cli.replay_cmd`).
 
 Exit status: 0 ok, 1 the operation failed or its object was not found, 2 usage, 3 no
 daemon behind the socket, 4 permission denied.
@@ -17,7 +18,8 @@ from actors.errors import ControlError
 from ..control.client import ControlClient
 from ..render import emit, key_values, table, to_json
 from . import online
-from .common import ExitCode
+from .common import ExitCode, error
+from .replay_cmd import offline_replay, parse_time
 
 
 def register(subparsers: Any) -> None:
@@ -83,12 +85,23 @@ def register(subparsers: Any) -> None:
     replay = subparsers.add_parser(
         "replay",
         help="re-run a workflow over a seq range, a time range or one key",
+        description="Online, the running daemon creates the replay runs and runs them. "
+        "Offline (--journal PATH), the runs are created in the journal file and the "
+        "daemon executes them on its next start.",
     )
-    replay.add_argument("workflow", metavar="WORKFLOW")
+    replay.add_argument("workflow", metavar="WORKFLOW", nargs="?")
+    replay.add_argument(
+        "--workflow", dest="workflow_option", metavar="WORKFLOW", help="same as WORKFLOW"
+    )
+    replay.add_argument(
+        "--journal", metavar="PATH", help="offline: create the runs in this journal file"
+    )
     replay.add_argument("--from-seq", type=int, metavar="SEQ")
     replay.add_argument("--to-seq", type=int, metavar="SEQ")
-    replay.add_argument("--since", type=float, metavar="EPOCH_S")
-    replay.add_argument("--until", type=float, metavar="EPOCH_S")
+    replay.add_argument(
+        "--since", type=parse_time, metavar="TIME", help="epoch seconds or ISO 8601 (UTC)"
+    )
+    replay.add_argument("--until", type=parse_time, metavar="TIME", help="online only")
     replay.add_argument("--key")
     replay.add_argument("--dry-run", action="store_true", help="only list what would re-run")
     online.add_connection_options(replay, timeout_s=300.0)
@@ -275,6 +288,15 @@ def reconcile_command(args: argparse.Namespace) -> int:
 
 
 def replay_command(args: argparse.Namespace) -> int:
+    if args.workflow and args.workflow_option and args.workflow != args.workflow_option:
+        error("give the workflow once (WORKFLOW or --workflow)")
+        return ExitCode.USAGE
+    args.workflow = args.workflow or args.workflow_option
+    if not args.workflow:
+        error("the workflow is required (WORKFLOW or --workflow)")
+        return ExitCode.USAGE
+    if args.journal:
+        return offline_replay(args)
     return online.run(
         args,
         "replay",
