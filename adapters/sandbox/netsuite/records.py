@@ -199,13 +199,21 @@ SUBSIDIARY_OF_ENTITY = {"PSF-US": 1, "PSF-UK": 2, "PSF-EU": 3}
 
 
 class _ConsultantRecorder:
-    """Stands in for the Kantata state so that the shared seed's consultants can be read."""
+    """Stands in for the Kantata state so that the shared seed's consultants can be read.
+
+    It numbers users as a fresh Kantata state does (``KantataState``: ids count up from
+    100001, the integration user first), so each employee can carry its PSA user's id.
+    """
 
     def __init__(self) -> None:
+        from ..kantata.state import INTEGRATION_USER_ID
+
         self.users: list[dict[str, Any]] = []
+        self._next_id = int(INTEGRATION_USER_ID)
 
     def add_user(self, user: dict[str, Any]) -> None:
-        self.users.append(user)
+        self._next_id += 1
+        self.users.append({"id": str(self._next_id), **user})
 
     def __getattr__(self, name: str) -> Any:
         return lambda *args, **kwargs: None
@@ -228,6 +236,7 @@ def default_consultants(seed: int) -> list[dict[str, Any]]:
             "subsidiary": SUBSIDIARY_OF_ENTITY.get(user.get("legal_entity", ""), 1),
             "title": user.get("role"),
             "labor_cost": user.get("cost_rate_in_cents", 8500) / 100,
+            "psa_user_id": user["id"],
         }
         for user in recorder.users
     ]
@@ -352,6 +361,10 @@ def seed_records(seed: int, consultants: list[dict[str, Any]] | None) -> dict[st
                 "title": person.get("title"),
             }
         )
+        if person.get("psa_user_id"):
+            # The account as an employee sync leaves it: each employee carries the external
+            # id pssync derives from the PSA user (``pssync-emp-<user id>``).
+            employees[-1]["externalId"] = f"pssync-emp-{person['psa_user_id']}"
     records["employee"] = employees
     return records
 

@@ -420,7 +420,12 @@ async def test_malformed_time_parks_with_a_time_exception_and_the_amount_at_risk
             ],
         )
         kantata.approve([stray_entry["id"]])
-        # 2. A consultant the ERP has no employee for (left out of the mapping).
+        # 2. A consultant the ERP has no employee for (left out of the mapping, and not
+        #    linked by the employee sync's external id either).
+        netsuite = stack.sandbox.vendors["netsuite"].state
+        employee_id = netsuite.id_for_eid("employee", "pssync-emp-100010")
+        del netsuite.records["employee"][employee_id]["externalId"]
+        del netsuite._by_eid["employee"]["pssync-emp-100010"]
         [orphan] = kantata.create(
             "time_entries",
             [

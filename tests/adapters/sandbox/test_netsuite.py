@@ -717,6 +717,12 @@ async def test_in_a_sandbox_employees_match_kantata_consultants_and_faults_apply
 
     assert employees == consultants
     assert len(employees) == 100
+    psa_ids = {
+        user["email_address"]: user["id"]
+        for user in sandbox.vendors["kantata"].state.tables["users"].values()
+    }
+    for employee in sandbox.vendors["netsuite"].state.records["employee"].values():
+        assert employee["externalId"] == f"pssync-emp-{psa_ids[employee['email']]}"
     assert first.json()["name"] == "Northwind Advisory Ltd"
     assert throttled.status_code == 429
     assert throttled.json()["o:errorDetails"][0]["o:errorCode"] == "CONCURRENCY_LIMIT_EXCEEDED"
