@@ -19,8 +19,10 @@ from .records import FINAL_STATUSES as FINAL_STATUSES
 from .records import UNFINISHED_STATUSES as UNFINISHED_STATUSES
 from .records import AppendResult as AppendResult
 from .records import BackupReport as BackupReport
+from .records import CommitBatch as CommitBatch
 from .records import CommitStats as CommitStats
 from .records import EventRecord as EventRecord
+from .records import ExceptionCount as ExceptionCount
 from .records import ExceptionRecord as ExceptionRecord
 from .records import JournalStats as JournalStats
 from .records import NewRun as NewRun

@@ -93,21 +93,79 @@ def _record(row: tuple) -> EventRecord:
 
 
 def read_after(
-    conn: sqlite3.Connection, after_seq: int, limit: int, types: Sequence[str] | None
+    conn: sqlite3.Connection,
+    after_seq: int,
+    limit: int,
+    types: Sequence[str] | None,
+    key: str | None = None,
+    since: float | None = None,
 ) -> list[EventRecord]:
-    """Events with ``seq > after_seq`` in seq order, optionally only the given types."""
-    if types is None:
-        cursor = conn.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after_seq, limit),
-        )
-    else:
-        cursor = conn.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE seq > ?"
-            " AND type IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?",
-            (after_seq, _json.encode(list(types)), limit),
-        )
+    """Events with ``seq > after_seq`` in seq order, optionally only the given types, one
+    key, or those recorded at or after ``since`` (epoch seconds, ``recorded_at``)."""
+    if since is not None:
+        skipped = _skip_to_since(conn, after_seq, since)
+        if skipped is None:
+            return []
+        after_seq = skipped
+    where, params = _filters(after_seq, types, key)
+    if since is not None:
+        where += " AND recorded_at >= ?"
+        params.append(since)
+    cursor = conn.execute(
+        f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq LIMIT ?", (*params, limit)
+    )
     return [_record(row) for row in cursor]
+
+
+def count_after(
+    conn: sqlite3.Connection, after_seq: int, types: Sequence[str] | None, key: str | None
+) -> int:
+    """How many events have ``seq > after_seq`` (optionally of the given types, one key).
+
+    Counted over the seq range past ``after_seq`` (a cursor's distance from the end, not
+    the whole journal); there is deliberately no index on type or key (see schema v2).
+    """
+    where, params = _filters(after_seq, types, key)
+    return conn.execute(f"SELECT COUNT(*) FROM events WHERE {where}", params).fetchone()[0]
+
+
+def _filters(
+    after_seq: int, types: Sequence[str] | None, key: str | None
+) -> tuple[str, list[object]]:
+    """The WHERE clause (and parameters) of a read or a count past ``after_seq``."""
+    where = "seq > ?"
+    params: list[object] = [after_seq]
+    if key is not None:
+        where += " AND key = ?"
+        params.append(key)
+    if types is not None:
+        where += " AND type IN (SELECT value FROM json_each(?))"
+        params.append(_json.encode(list(types)))
+    return where, params
+
+
+def _skip_to_since(conn: sqlite3.Connection, after_seq: int, since: float) -> int | None:
+    """A seq to read after that skips the events recorded before ``since``, or None if
+    none after ``after_seq`` was recorded since then.
+
+    recorded_at is the append time, so it rises with seq (but for clock steps). If the
+    next event is already recent enough the caller is inside the range: keep
+    ``after_seq``, the seq-ordered read filters any stragglers. Otherwise look the first
+    seq up in the recorded_at index instead of scanning the older events' rows.
+    """
+    row = conn.execute(
+        "SELECT recorded_at FROM events WHERE seq > ? ORDER BY seq LIMIT 1", (after_seq,)
+    ).fetchone()
+    if row is None:
+        return None
+    if row[0] >= since:
+        return after_seq
+    first = conn.execute(
+        "SELECT MIN(seq) FROM events INDEXED BY events_by_recorded_at"
+        " WHERE recorded_at >= ? AND seq > ?",
+        (since, after_seq),
+    ).fetchone()[0]
+    return None if first is None else first - 1
 
 
 def by_ids(conn: sqlite3.Connection, ids: Sequence[str]) -> list[EventRecord]:

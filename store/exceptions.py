@@ -8,12 +8,12 @@ makes the run claimable again at once, ``resolve`` cancels it (handled by hand).
 from __future__ import annotations
 
 import sqlite3
-from decimal import Decimal
+from decimal import MAX_PREC, Context, Decimal, Inexact, localcontext
 
 from actors.errors import StoreError
 
 from . import runs
-from .records import ExceptionRecord
+from .records import ExceptionCount, ExceptionRecord
 
 _COLUMNS = (
     "id, run_id, workflow, category, owner, amount, currency, message, detail,"
@@ -190,6 +190,42 @@ def select(
         },
     )
     return [_record(row) for row in rows]
+
+
+def counts(conn: sqlite3.Connection, status: str | None) -> list[ExceptionCount]:
+    """Exceptions (of ``status``; None: any) per workflow and category, with the money
+    at risk per currency and the oldest ``opened_at``; ordered by workflow, category.
+
+    One pass over exceptions_by_workflow. Amounts come back as their TEXT, joined per
+    group, and are summed as Decimal here: SQL's SUM would go through a float.
+    """
+    where = "" if status is None else " WHERE status = ?"
+    rows = conn.execute(
+        "SELECT workflow, category, currency, COUNT(*), MIN(opened_at),"
+        f" group_concat(amount, ' ') FROM exceptions{where}"
+        " GROUP BY workflow, category, currency",
+        () if status is None else (status,),
+    )
+    groups: dict[tuple[str, str], tuple[int, float, dict[str, Decimal]]] = {}
+    # Exact sums whatever the digits: the default context would round at 28 of them.
+    with localcontext(Context(prec=MAX_PREC, traps=[Inexact])):
+        for workflow, category, currency, count, oldest, amounts in rows:
+            total, first, at_risk = groups.get((workflow, category), (0, oldest, {}))
+            if amounts is not None and currency:
+                at_risk[currency] = at_risk.get(currency, Decimal(0)) + sum(
+                    (abs(Decimal(amount)) for amount in amounts.split(" ")), Decimal(0)
+                )
+            groups[workflow, category] = (total + count, min(first, oldest), at_risk)
+    return [
+        ExceptionCount(
+            workflow=workflow,
+            category=category,
+            count=total,
+            oldest_opened_at=float(oldest),
+            money_at_risk=dict(sorted(at_risk.items())),
+        )
+        for (workflow, category), (total, oldest, at_risk) in sorted(groups.items())
+    ]
 
 
 def _record(row: tuple) -> ExceptionRecord:

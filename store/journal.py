@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 
@@ -25,8 +25,10 @@ from .readers import ReadPool
 from .records import (
     AppendResult,
     BackupReport,
+    CommitBatch,
     CommitStats,
     EventRecord,
+    ExceptionCount,
     ExceptionRecord,
     JournalStats,
     NewRun,
@@ -65,10 +67,26 @@ class Journal:
         return await self._writer.append(list(records))
 
     async def read_events(
-        self, after_seq: int = 0, limit: int = 1_000, types: Sequence[str] | None = None
+        self,
+        after_seq: int = 0,
+        limit: int = 1_000,
+        types: Sequence[str] | None = None,
+        *,
+        key: str | None = None,
+        since: float | None = None,
     ) -> list[EventRecord]:
-        """Events after ``after_seq`` in seq order (optionally only some types)."""
-        return await self._readers.run(events.read_after, after_seq, limit, types)
+        """Events after ``after_seq`` in seq order: optionally only some types, one key,
+        or those recorded (``recorded_at``) at or after ``since``. ``key`` reads through
+        its index; ``since`` skips the older events through the recorded_at index."""
+        return await self._readers.run(events.read_after, after_seq, limit, types, key, since)
+
+    async def count_events(
+        self, after_seq: int, types: Sequence[str] | None = None, *, key: str | None = None
+    ) -> int:
+        """How many events come after ``after_seq`` (optionally of some types, one key),
+        exactly: in the key index with ``key``, else over the seq range past
+        ``after_seq`` only: cheap while a cursor is near the end of the journal."""
+        return await self._readers.run(events.count_after, after_seq, types, key)
 
     async def get_events(self, ids: Sequence[str]) -> list[EventRecord]:
         """Events by envelope id, in seq order; unknown ids are left out."""
@@ -186,9 +204,24 @@ class Journal:
         workflow: str | None = None,
         key: str | None = None,
         limit: int = 1_000,
+        after_id: int | None = None,
     ) -> list[RunRecord]:
-        """Runs matching the filters, oldest first."""
-        return await self._readers.run(_select_runs, status, workflow, key, limit)
+        """Runs matching the filters, oldest first; page with ``after_id`` (the last id
+        of the previous page)."""
+        return await self._readers.run(_select_runs, status, workflow, key, limit, after_id)
+
+    async def count_runs(
+        self, *, workflow: str | None = None, statuses: Sequence[str] | None = None
+    ) -> dict[str, int]:
+        """Runs per status, exact: every status in ``statuses`` (all six if None) is a
+        key, zeros included; ``workflow`` narrows to one workflow."""
+        return await self._readers.run(runs.count_by_status, workflow, statuses)
+
+    async def runs_for_triggers(self, workflow: str, seqs: Sequence[int]) -> dict[int, list[int]]:
+        """Trigger seq -> ids of ``workflow``'s runs over it (replays included), oldest
+        first. A run over a group of events is listed under each of its seqs; seqs with
+        no run of ``workflow`` are left out."""
+        return await self._readers.run(runs.for_triggers, workflow, seqs)
 
     # --- steps -----------------------------------------------------------------------
 
@@ -257,6 +290,12 @@ class Journal:
             _select_exceptions, status, workflow, category, owner, older_than, limit
         )
 
+    async def count_exceptions(self, *, status: str | None = "open") -> list[ExceptionCount]:
+        """Exceptions of ``status`` (None: any) per workflow and category, sorted by
+        both: how many, the oldest ``opened_at``, and the money at risk per currency
+        (exact Decimal sums of the absolute amounts). Uncapped, one index pass."""
+        return await self._readers.run(exceptions.counts, status)
+
     async def get_exception(self, exception_id: int) -> ExceptionRecord | None:
         """One exception by id."""
         return await self._readers.run(exceptions.get, exception_id)
@@ -310,6 +349,16 @@ class Journal:
     def commit_stats(self) -> CommitStats:
         """Group-commit counters since open (commits, requests, mean batch size…)."""
         return self._writer.stats()
+
+    def on_commit(self, callback: Callable[[CommitBatch], None]) -> Callable[[], None]:
+        """Call ``callback(batch)`` once per successful commit from now on, in this
+        journal's trio run (never on the writer thread), right after that commit's
+        waiters are woken; returns a function that unregisters it.
+
+        It runs on the trio thread's hot path: keep it cheap and synchronous (observe a
+        histogram, set an Event). One that raises is unregistered and logged.
+        """
+        return self._writer.add_commit_hook(callback)
 
     async def backup(self, destination: str) -> BackupReport:
         """Online backup to ``destination`` (must not exist) while writes continue."""
@@ -381,9 +430,16 @@ def _open_exception(
 
 
 def _select_runs(
-    conn: sqlite3.Connection, status: str | None, workflow: str | None, key: str | None, limit: int
+    conn: sqlite3.Connection,
+    status: str | None,
+    workflow: str | None,
+    key: str | None,
+    limit: int,
+    after_id: int | None,
 ) -> list[RunRecord]:
-    return runs.select(conn, status=status, workflow=workflow, key=key, limit=limit)
+    return runs.select(
+        conn, status=status, workflow=workflow, key=key, limit=limit, after_id=after_id
+    )
 
 
 def _select_exceptions(

@@ -125,6 +125,29 @@ class ExceptionRecord(msgspec.Struct, frozen=True, kw_only=True):
     resolution: str | None
 
 
+class ExceptionCount(msgspec.Struct, frozen=True, kw_only=True):
+    """Exceptions of one workflow and category (``Journal.count_exceptions``)."""
+
+    workflow: str
+    category: str
+    count: int
+    oldest_opened_at: float
+    money_at_risk: dict[str, Decimal] = msgspec.field(default_factory=dict)
+    """Currency -> the sum of the absolute amounts (a credit at risk is at risk too);
+    exceptions without an amount count but add no money."""
+
+
+class CommitBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """One successful group commit, as ``Journal.on_commit`` callbacks see it."""
+
+    requests: int
+    """Write requests the transaction carried (its batch size)."""
+    events: int
+    """New events it appended (duplicates skipped)."""
+    duration_s: float
+    """From ``BEGIN IMMEDIATE`` to the end of ``COMMIT`` (the fsync included)."""
+
+
 class CommitStats(msgspec.Struct, frozen=True, kw_only=True):
     """Group-commit statistics of one open journal since it was opened.
 

@@ -14,9 +14,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+import msgspec
+
 from actors.errors import LeaseLost, StoreError
 
-from .records import NewRun, RunRecord
+from .records import FINAL_STATUSES, UNFINISHED_STATUSES, NewRun, RunRecord
+
+ALL_STATUSES: tuple[str, ...] = UNFINISHED_STATUSES + FINAL_STATUSES
+_json = msgspec.json.Encoder()
 
 _UNFINISHED = "('pending', 'running', 'retry_wait', 'waiting')"
 _COLUMNS = (
@@ -302,12 +307,54 @@ def select(
     workflow: str | None,
     key: str | None,
     limit: int,
+    after_id: int | None = None,
 ) -> list[RunRecord]:
-    """Runs matching every given filter, oldest first."""
+    """Runs matching every given filter, oldest first; ``after_id`` pages by id."""
+    # Only the given filters are in the SQL, so that the planner can pick their index.
+    clauses: list[str] = []
+    params: list[object] = []
+    for column, value in (("status", status), ("workflow", workflow), ("key", key)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if after_id is not None:
+        clauses.append("id > ?")
+        params.append(after_id)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM runs WHERE (:status IS NULL OR status = :status)"
-        " AND (:workflow IS NULL OR workflow = :workflow) AND (:key IS NULL OR key = :key)"
-        " ORDER BY id LIMIT :limit",
-        {"status": status, "workflow": workflow, "key": key, "limit": limit},
+        f"SELECT {_COLUMNS} FROM runs{where} ORDER BY id LIMIT ?", (*params, limit)
     ).fetchall()
     return _records(conn, rows)
+
+
+def count_by_status(
+    conn: sqlite3.Connection, workflow: str | None, statuses: Sequence[str] | None
+) -> dict[str, int]:
+    """Runs per status (every asked-for status, zeros included), from runs_by_status."""
+    wanted = list(dict.fromkeys(ALL_STATUSES if statuses is None else statuses))
+    # The status list is given even when it is all of them: runs_by_status starts with
+    # status, so each status is one index range, however many finished runs pile up.
+    sql = "SELECT status, COUNT(*) FROM runs WHERE status IN (SELECT value FROM json_each(?))"
+    params: list[object] = [_json.encode(wanted)]
+    if workflow is not None:
+        sql += " AND workflow = ?"
+        params.append(workflow)
+    counts = dict.fromkeys(wanted, 0)
+    counts.update(conn.execute(sql + " GROUP BY status", params))
+    return counts
+
+
+def for_triggers(
+    conn: sqlite3.Connection, workflow: str, seqs: Sequence[int]
+) -> dict[int, list[int]]:
+    """The ids of ``workflow``'s runs (replays included) that each seq triggered, oldest
+    first; seqs that triggered none of its runs are left out."""
+    found: dict[int, list[int]] = {}
+    for seq, run_id in conn.execute(
+        "SELECT t.seq, t.run_id FROM run_triggers AS t JOIN runs AS r ON r.id = t.run_id"
+        " WHERE t.seq IN (SELECT value FROM json_each(?)) AND r.workflow = ?"
+        " ORDER BY t.seq, t.run_id",
+        (_json.encode(list(seqs)), workflow),
+    ):
+        found.setdefault(seq, []).append(run_id)
+    return found

@@ -8,6 +8,10 @@ waiter. The event appends of a batch are merged into a few multi-row INSERTs; ot
 writes run each in its own SAVEPOINT, so one failing request does not fail its
 neighbours (if the merged insert fails, the batch is replayed request by request).
 
+Commit hooks (``Journal.on_commit``) see each successful commit's batch. They are called
+from that same ``run_sync_soon`` callback, right after the waiters are rescheduled: in
+the trio thread, never on the writer thread, and at no cost to the commit itself.
+
 Failure: a write that raises StoreError did not commit. The one ambiguous case is an
 I/O error inside COMMIT itself (e.g. a failed fsync): SQLite rolls back, but a restart
 may still recover the frames it wrote, so treat the outcome as unknown. The writes that
@@ -32,12 +36,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 import trio
 
 from actors.errors import StoreError
 
 from . import events
-from .records import AppendResult, CommitStats, EventRecord
+from .records import AppendResult, CommitBatch, CommitStats, EventRecord
+
+CommitHook = Callable[[CommitBatch], None]
+
+log = structlog.get_logger("store.writer")
 
 MAX_BATCH_REQUESTS = 1_000
 MAX_BATCH_EVENTS = 20_000
@@ -130,6 +139,8 @@ class Writer:
         self._checkpoints = 0
         self._truncations = 0
         self._events_in_batch = 0
+        # Touched only in the trio thread: registered there, called from _deliver.
+        self._hooks: list[CommitHook] = []
         conn.execute("PRAGMA wal_autocheckpoint = 0")
         self._commits_since_checkpoint = 0
         self._thread = threading.Thread(
@@ -180,6 +191,32 @@ class Writer:
             mean_batch_size=self._requests / self._commits if self._commits else 0.0,
         )
 
+    def add_commit_hook(self, hook: CommitHook) -> Callable[[], None]:
+        """Call ``hook`` after every successful commit; return what unregisters it."""
+        self._hooks.append(hook)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):  # already removed
+                self._hooks.remove(hook)
+
+        return remove
+
+    def _deliver(self, batch: list[_Request], committed: CommitBatch | None) -> None:
+        """Wake the batch's waiters, then tell the commit hooks (in the trio thread)."""
+        reschedule = trio.lowlevel.reschedule
+        for request in batch:
+            reschedule(request.task)
+        if committed is None:
+            return
+        for hook in tuple(self._hooks):
+            try:
+                hook(committed)
+            except Exception:
+                # Raising here would crash the trio run: drop the hook, say so once.
+                with contextlib.suppress(ValueError):
+                    self._hooks.remove(hook)
+                log.exception("journal.commit_hook_failed", path=self._path, hook=repr(hook))
+
     async def aclose(self) -> None:
         """Finish every queued request, stop the thread, close the connection."""
         with self._lock:
@@ -213,27 +250,30 @@ class Writer:
                     batch.append(item)
                     if item.records is not None:
                         event_count += len(item.records)
+                committed: CommitBatch | None = None
                 try:
-                    self._commit(batch)
+                    committed = self._commit(batch)
                 except Exception as exc:
                     self._fail_batch(batch, "commit", exc)  # a bug: fail, never strand
                     raise
                 finally:
-                    self._wake(batch)
+                    self._wake(batch, committed)
                 self._maybe_checkpoint()
         except Exception as exc:
             # A bug in the writer must not leave callers waiting forever.
             self._broken = exc
         self._fail_remaining()
 
-    def _commit(self, batch: list[_Request]) -> None:
+    def _commit(self, batch: list[_Request]) -> CommitBatch | None:
+        """Run the batch in one transaction; what was committed, or None if it failed."""
         conn = self._conn
         self._events_in_batch = 0
+        started = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             self._fail_batch(batch, "begin", exc)
-            return
+            return None
         try:
             appends = [r for r in batch if r.records is not None]
             if appends and not self._apply_appends(appends):
@@ -253,10 +293,12 @@ class Writer:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             self._fail_batch(batch, "commit", exc)
-            return
+            return None
+        duration_s = time.perf_counter() - started
         self._commits += 1
         self._requests += len(batch)
         self._events += self._events_in_batch
+        return CommitBatch(requests=len(batch), events=self._events_in_batch, duration_s=duration_s)
 
     def _apply_appends(self, appends: list[_Request]) -> bool:
         """Insert every append of the batch with one merged statement sequence.
@@ -308,9 +350,9 @@ class Writer:
             request.error = error
             request.result = None
 
-    def _wake(self, batch: list[_Request]) -> None:
+    def _wake(self, batch: list[_Request], committed: CommitBatch | None = None) -> None:
         with contextlib.suppress(trio.RunFinishedError):  # nobody left to wake
-            self._token.run_sync_soon(_reschedule_all, batch)
+            self._token.run_sync_soon(self._deliver, batch, committed)
 
     def _maybe_checkpoint(self) -> None:
         policy = self._policy
@@ -361,9 +403,3 @@ class Writer:
 
 def _refuse_abort(_: Any) -> trio.lowlevel.Abort:
     return trio.lowlevel.Abort.FAILED
-
-
-def _reschedule_all(batch: list[_Request]) -> None:
-    reschedule = trio.lowlevel.reschedule
-    for request in batch:
-        reschedule(request.task)

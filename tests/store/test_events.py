@@ -8,9 +8,10 @@ import threading
 import pytest
 import trio
 import trio.testing
+from structlog.testing import capture_logs
 
 from actors.errors import StoreError
-from store import EventRecord, Journal, open_journal
+from store import CommitBatch, EventRecord, Journal, open_journal
 
 from .conftest import event
 
@@ -215,3 +216,72 @@ async def test_closed_journal_refuses_writes(journal_path: str) -> None:
         await journal.read_events()
     async with open_journal(journal_path) as reopened:
         assert [e.id for e in await reopened.read_events()] == ["a"]
+
+
+# --- commit hook --------------------------------------------------------------------
+
+
+async def test_on_commit_sees_each_commit_exactly_in_the_trio_thread(journal: Journal) -> None:
+    seen: list[CommitBatch] = []
+    threads: set[str] = set()
+
+    def observe(batch: CommitBatch) -> None:
+        trio.lowlevel.current_task()  # raises RuntimeError outside the trio run
+        threads.add(threading.current_thread().name)
+        seen.append(batch)
+
+    journal.on_commit(observe)
+    before = journal.commit_stats()
+    entered, release = threading.Event(), threading.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_hold_writer, journal, entered, release)
+        await trio.to_thread.run_sync(entered.wait)
+        for index in range(50):
+            nursery.start_soon(journal.append, [event(f"e{index}"), event("dup")])
+        await trio.testing.wait_all_tasks_blocked()
+        release.set()
+    await journal.append([event("last")])
+
+    after = journal.commit_stats()
+    assert [(b.requests, b.events) for b in seen] == [(1, 0), (50, 51), (1, 1)]
+    assert sum(b.requests for b in seen) == after.requests - before.requests
+    assert len(seen) == after.commits - before.commits
+    assert all(b.duration_s >= 0 for b in seen)
+    assert threads == {threading.main_thread().name}
+
+
+async def test_on_commit_unregisters_and_drops_a_raising_callback(journal: Journal) -> None:
+    kept: list[int] = []
+    removed: list[int] = []
+
+    def broken(_: CommitBatch) -> None:
+        raise ValueError("metrics bug")
+
+    journal.on_commit(lambda batch: kept.append(batch.requests))
+    unregister = journal.on_commit(lambda batch: removed.append(batch.requests))
+    journal.on_commit(broken)
+    with capture_logs() as logs:
+        await journal.append([event("a")])
+        unregister()
+        await journal.append([event("b")])
+
+    assert kept == [1, 1]
+    assert removed == [1]
+    assert [entry["event"] for entry in logs] == ["journal.commit_hook_failed"]
+    assert [e.id for e in await journal.read_events()] == ["a", "b"]
+    unregister()  # twice is harmless
+
+
+async def test_a_failed_transaction_is_not_reported_as_a_commit(journal: Journal) -> None:
+    seen: list[CommitBatch] = []
+    journal.on_commit(seen.append)
+
+    def fail_commit(conn: sqlite3.Connection) -> None:
+        conn.execute("ROLLBACK")  # the writer's transaction is gone: the batch fails
+
+    with pytest.raises(StoreError):
+        await journal._writer.call(fail_commit)
+    await journal.append([event("a")])
+
+    assert journal.commit_stats().failed_commits == 1
+    assert [(b.requests, b.events) for b in seen] == [(1, 1)]

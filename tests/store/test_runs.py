@@ -180,12 +180,21 @@ async def test_concurrent_claimers_on_separate_connections_never_share_a_run(
     async with open_journal(journal_path) as journal:
         await seeded(journal, 120, keys=40)
     claims: dict[str, list[int]] = {}
+    first_claims: list[str] = []
+    all_claimed_once = trio.Event()
 
     async def claimer(journal: Journal, name: str) -> None:
         mine = claims.setdefault(name, [])
         idle = 0
         while idle < 3:
             batch = await journal.claim_runs(name, now=T0, lease_s=60, limit=4)
+            if name not in first_claims:
+                # SQLite's busy handler backs off: without this, one writer thread can
+                # take every run before the others get the lock and nothing is contended.
+                first_claims.append(name)
+                if len(first_claims) == 4:
+                    all_claimed_once.set()
+                await all_claimed_once.wait()
             idle = 0 if batch else idle + 1
             for run in batch:
                 mine.append(run.id)
