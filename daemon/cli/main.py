@@ -17,6 +17,7 @@ from . import (
     bench_cmd,
     config_cmd,
     daemon_cmd,
+    demo_cmd,
     exceptions_cmd,
     journal_cmd,
     run_cmd,
@@ -26,6 +27,7 @@ from . import (
 from .common import ExitCode, error, report_config_error
 
 COMMANDS = (
+    demo_cmd,
     run_cmd,
     config_cmd,
     daemon_cmd,
