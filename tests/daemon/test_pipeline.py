@@ -66,7 +66,10 @@ class Changes:
                 if await condition():
                     return
                 if self.version == seen:
-                    await self._event.wait()
+                    # Journal-only progress (a run completing) touches no vendor: look
+                    # again after a virtual second as well.
+                    with trio.move_on_after(1):
+                        await self._event.wait()
 
 
 class Touching(httpx.AsyncBaseTransport):
@@ -196,9 +199,13 @@ async def test_a_won_deal_is_provisioned_end_to_end(
         return bool(await daemon.events("project.activated"))
 
     await daemon.until(activated)
-    [deal] = await daemon.events("deal.won")  # the seeded firm has won none before
-    [run] = await daemon.runs(workflow="deal_to_project", key=deal.key)
-    assert run.status == "completed"
+    # The seeded firm has won none before. Our own write-back makes the CRM report the
+    # deal again (a new version), which may already be journaled: one key either way.
+    [key] = {deal.key for deal in await daemon.events("deal.won")}
+    await daemon.until_runs_settled("deal_to_project")
+    runs = await daemon.runs(workflow="deal_to_project", key=key)
+    assert [run.status for run in runs] == ["completed"] * len(runs)
+    assert len(await daemon.events("project.activated")) == 1
     assert all(
         not items for items in (v.state.duplicates() for v in daemon.sandbox.vendors.values())
     )
