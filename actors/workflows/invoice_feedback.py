@@ -1,8 +1,9 @@
 """invoice_feedback: billing invoice and payment status → ERP receivables, CRM account.
 
-Triggered by the billing feed's ``InvoiceStatusChanged`` and ``PaymentReceived`` (key
-``invoice:<id>``, so one invoice's facts are handled in order). One Stripe ``invoice.paid``
-event yields both; each does its own part:
+Triggered by the billing feed's ``InvoiceIssued``, ``InvoiceStatusChanged`` and
+``PaymentReceived`` (key ``invoice:<id>``, so one invoice's facts are handled in order).
+One Stripe ``invoice.paid`` event yields a status change and a payment; each does its
+own part:
 
 ``PaymentReceived``
     1. ``locate`` — the ERP that holds the invoice and the ERP ids of invoice and customer,
@@ -19,6 +20,25 @@ event yields both; each does its own part:
       to the ERP: a reversing journal), then ``crm_progress``;
     - ``open`` / ``paid`` / ``draft``: nothing to post (issuing is milestone_to_invoice's,
       cash is the payment's); ``crm_progress`` only.
+
+``InvoiceIssued`` (recurring revenue)
+    Stripe raises the invoices of the subscriptions deal_to_project created itself; pssync
+    never issued them, so nothing else posts them. An issued invoice is ours when its
+    billing subscription (the ``subscription`` reference on the invoice) is in the id map
+    (kind ``subscription``, deal line ⇄ billing subscription) and a ProjectActivated names
+    it; then:
+
+    1. ``recurring_source`` — the project, its ERP and ERP customer (from the activation's
+       refs: the ERP job's system and that ERP's customer). Subscription ours but not yet
+       activated → retried; not ours → nothing (milestone invoices are
+       milestone_to_invoice's, foreign ones park when paid or voided, as before).
+    2. ``post_recurring_invoice`` — ``PostInvoice`` (one line: the invoice total) to that
+       ERP under canonical id ``sub-<billing invoice id>``, mapped ``invoice`` → billing and
+       ERP ids. NetSuite keys the invoice by that canonical id, and an already-mapped
+       invoice is not sent again, so replays and repeated events post it once.
+
+    Its payment and status changes then ``locate`` it under ``sub-<billing invoice id>``
+    like a milestone invoice.
 
 CRM progress is the account's position as pssync knows it, recomputed from the journal's
 invoice status facts (latest per invoice of the account, in the event's currency):
@@ -39,10 +59,16 @@ from actors.errors import RetryableError
 from actors.messages import (
     ApplyPayment,
     Envelope,
+    ExternalRef,
+    Invoice,
+    InvoiceIssued,
+    InvoiceLine,
     InvoiceStatus,
     InvoiceStatusChanged,
     Money,
     PaymentReceived,
+    PostInvoice,
+    ProjectActivated,
     UpdateBillingProgress,
     UpdateInvoiceStatus,
     decode_envelope,
@@ -52,7 +78,17 @@ from adapters.base import CommandResult
 from .context import RunContext
 from .spec import WorkflowSpec
 
-__all__ = ["CUSTOMER_KINDS", "INVOICE", "PAYMENT", "SPEC", "Located", "invoice_feedback"]
+__all__ = [
+    "CUSTOMER_KINDS",
+    "INVOICE",
+    "PAYMENT",
+    "SPEC",
+    "SUBSCRIPTION",
+    "Located",
+    "Recurring",
+    "invoice_feedback",
+    "recurring_invoice_id",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +98,8 @@ CUSTOMER_KINDS = ("account", "customer")
 """Id-map kinds deal_to_project may map a customer under (as time_expense_to_erp reads)."""
 PAYMENT = "payment"
 """Id-map kind of payments (this workflow maps the ERP's customer payment)."""
+SUBSCRIPTION = "subscription"
+"""Id-map kind deal_to_project maps deal line ⇄ billing subscription under."""
 
 _POSTED_STATUSES = (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE)
 _PAGE = 1_000
@@ -73,6 +111,25 @@ class Located(msgspec.Struct, frozen=True, kw_only=True):
     erp: str
     invoice_id: str
     customer_id: str = ""
+
+
+class Recurring(msgspec.Struct, frozen=True, kw_only=True):
+    """A subscription invoice's origin (memoised by ``recurring_source``).
+
+    ``ours`` is False for a subscription pssync did not create: nothing is posted.
+    """
+
+    ours: bool
+    subscription: str = ""
+    line_id: str = ""
+    project_id: str = ""
+    erp: str = ""
+    customer_id: str = ""
+
+
+def recurring_invoice_id(billing_invoice_id: str) -> str:
+    """The canonical id of an invoice billing raised from a pssync subscription."""
+    return f"sub-{billing_invoice_id}"
 
 
 class Progress(msgspec.Struct, frozen=True, kw_only=True):
@@ -106,6 +163,10 @@ async def invoice_feedback(ctx: RunContext) -> None:
             )
             await _apply_payment(ctx, located, event)
             await _crm_progress(ctx, payment.account_id, payment.amount.currency)
+        case InvoiceIssued(invoice=invoice):
+            subscription = _subscription_ref(invoice.external_refs, ctx.deps.system("billing"))
+            if subscription:
+                await _post_recurring(ctx, invoice, subscription)
         case InvoiceStatusChanged(status=status):
             if status in _POSTED_STATUSES:
                 # Without pssync's metadata the canonical id is the billing system's own.
@@ -133,8 +194,10 @@ async def _locate(
 ) -> Located:
     async def locate() -> Located:
         erps = sorted(ctx.deps.roles.get("erp", ()))
-        for erp in erps:
-            erp_invoice = await ctx.journal.system_id(INVOICE, invoice_id, erp)
+        # A subscription invoice carries Stripe's own id; pssync posted it under sub-<id>.
+        candidates = (invoice_id, recurring_invoice_id(invoice_id))
+        for erp, canonical in ((erp, c) for erp in erps for c in candidates):
+            erp_invoice = await ctx.journal.system_id(INVOICE, canonical, erp)
             if erp_invoice is None:
                 continue
             customer = ""
@@ -149,7 +212,9 @@ async def _locate(
                         amount=amount,
                     )
             return Located(erp=erp, invoice_id=erp_invoice, customer_id=customer)
-        billing = await ctx.journal.ids_of(INVOICE, invoice_id)
+        billing = await ctx.journal.ids_of(INVOICE, invoice_id) or await ctx.journal.ids_of(
+            INVOICE, recurring_invoice_id(invoice_id)
+        )
         if billing:
             # pssync issued it in billing; milestone_to_invoice may still be posting it to
             # the ERP. Retry with backoff; the engine parks it once attempts run out.
@@ -169,6 +234,123 @@ async def _locate(
         )
 
     return await ctx.step("locate", locate, result_type=Located)
+
+
+def _subscription_ref(refs: tuple[ExternalRef, ...], billing: str) -> str:
+    return next((r.id for r in refs if r.object_type == SUBSCRIPTION and r.system == billing), "")
+
+
+async def _post_recurring(ctx: RunContext, invoice: Invoice, subscription: str) -> None:
+    billing = ctx.deps.system("billing")
+    billing_invoice = next(
+        (r.id for r in invoice.external_refs if r.object_type == INVOICE and r.system == billing),
+        invoice.id,
+    )
+    canonical = recurring_invoice_id(billing_invoice)
+    source = await ctx.step(
+        "recurring_source",
+        lambda: _recurring_source(ctx, subscription, billing, invoice),
+        result_type=Recurring,
+    )
+    if not source.ours:
+        log.info(
+            "subscription invoice of a subscription pssync did not create; not posted",
+            invoice=billing_invoice,
+            subscription=subscription,
+        )
+        return
+    total = invoice.total or invoice.amount_due
+    if total is None or total.amount <= 0:
+        log.info("subscription invoice bills nothing; not posted", invoice=billing_invoice)
+        return
+    ctx.amount_at_risk = total
+
+    async def post() -> CommandResult:
+        posted = await ctx.journal.system_id(INVOICE, canonical, source.erp)
+        if posted is not None:
+            # Another run (a repeated event) already posted it: post nothing twice.
+            return CommandResult(system=source.erp, ids={canonical: posted}, created=False)
+        receivable = msgspec.structs.replace(
+            invoice,
+            id=canonical,
+            project_id=source.project_id,
+            status=InvoiceStatus.OPEN,
+            lines=(
+                InvoiceLine(
+                    id=source.line_id,
+                    description=f"Subscription {subscription} (deal line {source.line_id})",
+                    unit_price=total,
+                    amount=total,
+                    project_id=source.project_id,
+                ),
+            ),
+        )
+        await ctx.journal.map_id(INVOICE, canonical, billing, billing_invoice, ctx.deps.now())
+        return await ctx.deps.execute(
+            source.erp,
+            PostInvoice(
+                idempotency_key=ctx.idempotency_key("post_recurring_invoice"),
+                correlation_id=ctx.correlation_id,
+                invoice=receivable,
+                customer_id=source.customer_id,
+            ),
+        )
+
+    result = await ctx.step("post_recurring_invoice", post, result_type=CommandResult)
+    await ctx.journal.map_id(INVOICE, canonical, source.erp, result.ids[canonical], ctx.deps.now())
+
+
+async def _recurring_source(
+    ctx: RunContext, subscription: str, billing: str, invoice: Invoice
+) -> Recurring:
+    line_id = await ctx.journal.canonical_id(SUBSCRIPTION, billing, subscription)
+    if line_id is None:
+        return Recurring(ours=False, subscription=subscription)
+    activated = await _activation_naming(ctx.journal, billing, subscription)
+    if activated is None:
+        # deal_to_project created the subscription but has not published the project yet.
+        raise RetryableError(
+            f"subscription {subscription} (deal line {line_id}) billed invoice {invoice.id}"
+            " before its project was activated"
+        )
+    erp = next((r.system for r in activated.refs if r.object_type == "job"), "")
+    customer = next(
+        (r.id for r in activated.refs if r.object_type == "customer" and r.system == erp), ""
+    )
+    if not erp or not customer:
+        ctx.fail(
+            "mapping",
+            f"billing invoice {invoice.id} of subscription {subscription} (deal line {line_id},"
+            f" project {activated.project.id}) cannot be posted: the project's activation names"
+            " no ERP job or ERP customer. Re-run the deal's provisioning (deal_to_project),"
+            " then retry",
+            amount=invoice.total or invoice.amount_due,
+        )
+    return Recurring(
+        ours=True,
+        subscription=subscription,
+        line_id=line_id,
+        project_id=activated.project.id,
+        erp=erp,
+        customer_id=customer,
+    )
+
+
+async def _activation_naming(journal, billing: str, subscription: str) -> ProjectActivated | None:
+    """The ProjectActivated whose refs name ``subscription`` (one scan; activations are few)."""
+    after = 0
+    while True:
+        page = await journal.read_events(after, _PAGE, [ProjectActivated.__struct_config__.tag])
+        for record in page:
+            fact = decode_envelope(record.body, origin=f"journal seq {record.seq}").body
+            if isinstance(fact, ProjectActivated) and any(
+                r.object_type == SUBSCRIPTION and r.system == billing and r.id == subscription
+                for r in fact.refs
+            ):
+                return fact
+        if len(page) < _PAGE:
+            return None
+        after = page[-1].seq or after
 
 
 async def _apply_payment(ctx: RunContext, located: Located, event: PaymentReceived) -> None:
@@ -278,12 +460,14 @@ def _amount_at_risk(events: tuple[Envelope, ...]) -> Money | None:
         return body.payment.amount
     if isinstance(body, InvoiceStatusChanged):
         return body.amount_due
+    if isinstance(body, InvoiceIssued):
+        return body.invoice.total or body.invoice.amount_due
     return None
 
 
 SPEC = WorkflowSpec(
     name="invoice_feedback",
-    triggers=(InvoiceStatusChanged, PaymentReceived),
+    triggers=(InvoiceIssued, InvoiceStatusChanged, PaymentReceived),
     run=invoice_feedback,
     category="billing",
     amount_at_risk=_amount_at_risk,

@@ -47,7 +47,7 @@ class InvoiceMapper:
             "id": self.invoice_id(invoice),
             "account_id": account_id,
             "project_id": invoice.metadata.get(self.options.project_key),
-            "external_refs": [self._ref(invoice)],
+            "external_refs": [self._ref(invoice), *self._subscription_ref(invoice)],
         }
         return _convert(values, Invoice, invoice.id)
 
@@ -69,6 +69,15 @@ class InvoiceMapper:
 
     def _ref(self, invoice: StripeInvoice) -> ExternalRef:
         return ExternalRef(system=self.system, id=invoice.id, object_type="invoice")
+
+    def _subscription_ref(self, invoice: StripeInvoice) -> list[ExternalRef]:
+        # Invoices Stripe raises from a subscription name it: how invoice_feedback tells
+        # pssync's recurring revenue (subscriptions deal_to_project created) from others.
+        if not invoice.subscription:
+            return []
+        return [
+            ExternalRef(system=self.system, id=invoice.subscription, object_type="subscription")
+        ]
 
 
 def _dates(values: dict[str, Any], *names: str) -> None:

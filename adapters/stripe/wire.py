@@ -138,6 +138,8 @@ class Invoice(StripeObject, kw_only=True):
     paid_out_of_band: bool = False
     charge: str | None = None
     payment_intent: str | None = None
+    subscription: str | None = None
+    """The subscription that raised it (API versions before 2025-03-31; null for others)."""
     status_transitions: StatusTransitions = msgspec.field(default_factory=StatusTransitions)
 
 

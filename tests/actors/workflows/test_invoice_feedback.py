@@ -9,6 +9,7 @@ and the feed brings the events.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -33,26 +34,27 @@ from actors.messages import (
     decode_envelope,
 )
 from actors.workflows import ReplaySelection, replay
-from actors.workflows.invoice_feedback import SPEC
+from actors.workflows.invoice_feedback import SPEC, recurring_invoice_id
+from adapters.sandbox.seed import add_opportunity
 from tests.e2e.stack import Stack, open_stack
 
 
 class Gate(httpx.AsyncBaseTransport):
-    """The ERP's transport; holds the response of a customer payment create once armed."""
+    """The ERP's transport; holds the response of a customer payment create once armed.
 
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+    ``needle`` picks the record type held (``/invoice/`` for invoice posts).
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, needle: str = "customerpayment") -> None:
         self.inner = inner
+        self.needle = needle
         self.armed = False
         self.reached = trio.Event()
         self.release = trio.Event()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
-        if (
-            self.armed
-            and request.method in ("PUT", "POST")
-            and "customerpayment" in str(request.url)
-        ):
+        if self.armed and request.method in ("PUT", "POST") and self.needle in str(request.url):
             self.armed = False
             self.reached.set()
             await self.release.wait()
@@ -181,8 +183,8 @@ async def test_paid_late_and_never_paid_invoices(tmp_path, autojump_clock) -> No
         assert await stack.exceptions() == []
         runs = await stack.runs(workflow="invoice_feedback")
         assert {run.status for run in runs} == {"completed"}
-        # finalize x3 (open), paid x2 (status + payment each)
-        assert len(runs) == 7
+        # finalize x3 (issued + open each), paid x2 (status + payment each)
+        assert len(runs) == 10
         mapped = [
             await stack.journal.system_id("payment", pid, "erp") for pid in _payment_ids(stack)
         ]
@@ -294,6 +296,177 @@ async def test_crash_after_the_erp_payment_before_its_record(tmp_path, autojump_
         await stack.until_idle()
 
         assert len(payments(stack)) == 1
+        assert stack.duplicates() == {}
+        runs = await stack.runs(workflow="invoice_feedback")
+        assert {run.status for run in runs} == {"completed"}
+        assert max(run.attempts for run in runs) >= 2
+
+
+# -- recurring revenue: invoices Stripe raises from pssync's subscriptions ----------------
+
+
+def win_subscription_deal(stack: Stack) -> str:
+    """A won managed-services deal (a monthly subscription line) for a US customer."""
+    salesforce = stack.sandbox.vendors["salesforce"].state
+    account = next(
+        account_id
+        for account_id, record in sorted(salesforce.records["Account"].items())
+        if record.get("Legal_Entity__c") == "PSF-US"
+        and record.get("Billing_Contact__c")
+        and record.get("Type") == "Customer"
+        and not record.get("ParentId")
+    )
+    today = datetime.fromtimestamp(stack.now(), UTC).date()
+    deal = add_opportunity(
+        salesforce,
+        random.Random(account),
+        account,
+        today,
+        service_line="managed_services",
+        stage="Closed Won",
+    )
+    stack.touched()
+    return deal
+
+
+async def settle_parked(stack: Stack) -> None:
+    """Until idle; runs parked on an exception (other deals' problems) count as done."""
+    with trio.fail_after(3_600):
+        while True:
+            busy = await stack._busy(True)
+            if busy is None or busy.endswith("is waiting"):
+                return
+            await stack.changes.wait()
+
+
+def erp_invoices(stack: Stack) -> list[dict[str, Any]]:
+    return list(netsuite(stack).records["invoice"].values())
+
+
+async def test_subscription_invoices_become_erp_receivables_and_payments(
+    tmp_path, autojump_clock
+) -> None:
+    async with open_stack(tmp_path, workflows=("deal_to_project", SPEC)) as stack:
+        await settle_parked(stack)
+        before_invoices = len(erp_invoices(stack))
+        before_exceptions = {e.id for e in await stack.exceptions()}
+        deal = win_subscription_deal(stack)
+        await settle_parked(stack)
+
+        subscriptions = [
+            sub
+            for sub in stripe(stack).objects["subscription"].values()
+            if deal in sub["metadata"].get("pssync_project", "")
+        ]
+        assert len(subscriptions) == 1, "deal_to_project created one subscription"
+        [billed] = [
+            inv
+            for inv in stripe(stack).objects["invoice"].values()
+            if inv["subscription"] == subscriptions[0]["id"]
+        ]
+        canonical = recurring_invoice_id(billed["id"])
+        erp_id = await stack.journal.system_id("invoice", canonical, "erp")
+        assert erp_id is not None
+        assert len(erp_invoices(stack)) == before_invoices + 1
+        posted = netsuite(stack).records["invoice"][int(erp_id)]
+        assert Decimal(str(posted["total"])) == Decimal(billed["amount_due"]) / 100
+
+        await settle(stack, lambda: stripe(stack).pay_invoice(billed["id"]))
+
+        [payment] = payments(stack)
+        assert Decimal(str(payment["payment"])) == Decimal(billed["amount_due"]) / 100
+        assert posted["amountRemaining"] == 0
+        new = [e for e in await stack.exceptions() if e.id not in before_exceptions]
+        assert new == []
+        assert stack.duplicates() == {}
+        runs = await stack.runs(workflow="invoice_feedback")
+        assert {run.status for run in runs} == {"completed"}
+        counts = stack.counts()
+
+        result = await replay(stack.journal, SPEC, ReplaySelection(from_seq=1), now=stack.now())
+        assert result.run_ids
+        stack.pipeline.workflows["invoice_feedback"].runner.notify()
+        await stack.until_idle()
+
+        assert stack.counts() == counts
+        assert stack.duplicates() == {}
+        assert len(erp_invoices(stack)) == before_invoices + 1
+        assert len(payments(stack)) == 1
+        assert {run.status for run in await stack.runs(workflow="invoice_feedback")} == {
+            "completed"
+        }
+
+
+async def test_an_invoice_of_a_subscription_pssync_did_not_create_still_parks(
+    tmp_path, autojump_clock
+) -> None:
+    async with open_stack(tmp_path, workflows=(SPEC,)) as stack:
+        await stack.until_idle()
+        account = await crm_account(stack)
+        customers = await provision(stack, account)
+        # Set up in Stripe by hand: its subscription is not in pssync's id map.
+        state = stripe(stack)
+        product = state.create_product({"name": "hand-made plan"})
+        price = state.create_price(
+            {
+                "product": product["id"],
+                "currency": "usd",
+                "unit_amount": 4_200,
+                "recurring": {"interval": "month", "interval_count": 1},
+            }
+        )
+        subscription = state.create_subscription(
+            {
+                "customer": customers["billing"],
+                "items": [{"price": price["id"], "quantity": 1}],
+                "collection_method": "send_invoice",
+                "days_until_due": 30,
+            }
+        )
+        stack.touched()
+        await stack.until_idle()
+        assert erp_invoices(stack) == []
+
+        stripe_id = subscription["latest_invoice"]
+        state.pay_invoice(stripe_id)
+        stack.touched()
+
+        [exception] = await until_exceptions(stack, 1)
+        assert (exception.workflow, exception.category) == ("invoice_feedback", "billing")
+        assert (exception.amount, exception.currency) == (Decimal("42.00"), "USD")
+        assert stripe_id in exception.message
+        assert "never issued" in exception.message
+        assert erp_invoices(stack) == []
+        assert payments(stack) == []
+
+
+async def test_crash_after_the_recurring_erp_invoice_before_its_record(
+    tmp_path, autojump_clock
+) -> None:
+    gates: dict[str, Gate] = {}
+
+    def wrap(system: str, transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+        if system != "erp":
+            return transport
+        gates[system] = Gate(transport, needle="/invoice/")
+        return gates[system]
+
+    async with open_stack(
+        tmp_path, workflows=("deal_to_project", SPEC), wrap_transport=wrap
+    ) as stack:
+        await settle_parked(stack)
+        before = len(erp_invoices(stack))
+        gate = gates["erp"]
+        gate.armed = True
+        win_subscription_deal(stack)
+        with trio.fail_after(3_600):
+            await gate.reached.wait()
+        assert len(erp_invoices(stack)) == before + 1  # NetSuite has it; no step record yet
+
+        await stack.crash_and_restart(before_restart=gate.release.set)
+        await settle_parked(stack)
+
+        assert len(erp_invoices(stack)) == before + 1
         assert stack.duplicates() == {}
         runs = await stack.runs(workflow="invoice_feedback")
         assert {run.status for run in runs} == {"completed"}
