@@ -22,6 +22,7 @@ its loop.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Generic, TypeVar
 
 import trio
@@ -39,7 +40,7 @@ DEFAULT_HEARTBEAT_INTERVAL_S = 5.0
 DEFAULT_HEARTBEAT_TIMEOUT_S = 20.0
 
 
-class Actor(Generic[M]):
+class Actor(ABC, Generic[M]):
     """Base of every actor. Subclasses implement :meth:`run`."""
 
     def __init__(
@@ -66,9 +67,9 @@ class Actor(Generic[M]):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
 
+    @abstractmethod
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until the mailbox ends; call ``task_status.started()`` once ready."""
-        raise NotImplementedError
 
     def heartbeat(self) -> None:
         """Record that the actor is making progress (on trio's clock)."""

@@ -44,7 +44,8 @@ class Event(Struct, frozen=True, kw_only=True, tag_field="type"):
 
     def ordering_key(self) -> str:
         """The entity whose events must be handled in order (``project:P-1``)."""
-        raise NotImplementedError
+        # msgspec Structs cannot be ABCs; every tagged subclass defines its key.
+        raise TypeError(f"{type(self).__name__} defines no ordering key")
 
 
 class DealWon(Event, frozen=True, kw_only=True, tag="deal.won"):

@@ -15,6 +15,7 @@ A token fetch changes nothing on the vendor's side, so it is always safe to repe
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 
 import httpx
 import msgspec
@@ -98,7 +99,7 @@ def _shared(error: AdapterError) -> AdapterError:
     return type(error)(error.message, **fields)
 
 
-class CachedTokenAuth:
+class CachedTokenAuth(ABC):
     """Base of the token-endpoint strategies; subclasses provide the form to post.
 
     ``refresh_margin_s`` renews a token that much before its ``expires_in`` runs out, so a
@@ -186,11 +187,13 @@ class CachedTokenAuth:
             values.append(self._token.value)
         return values
 
+    @abstractmethod
     def _form(self) -> dict[str, str]:
-        raise NotImplementedError
+        """The token request's form fields."""
 
+    @abstractmethod
     def _secrets(self) -> list[str]:
-        raise NotImplementedError
+        """The strategy's own secret values (the token is added by secret_values)."""
 
     def _request_auth(self) -> httpx.Auth | None:
         return None

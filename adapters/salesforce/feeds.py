@@ -14,6 +14,7 @@ update), ordered by ``SystemModstamp, Id``, paging with ``nextRecordsUrl``:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import aclosing
 from datetime import datetime, timedelta
@@ -52,7 +53,7 @@ def format_watermark(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
-class _ModstampFeed:
+class _ModstampFeed(ABC):
     """What both feeds share: the window query and the watermark arithmetic."""
 
     name: str
@@ -74,8 +75,9 @@ class _ModstampFeed:
         self.options = options
         self.start = parse_watermark(options.start_watermark, feed=self.name)
 
+    @abstractmethod
     def columns(self) -> str:
-        raise NotImplementedError
+        """The SELECT list of the feed's object."""
 
     def soql(self, since: datetime | None) -> str:
         conditions = [self.condition] if self.condition else []
