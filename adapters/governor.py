@@ -141,6 +141,21 @@ class Governor:
             self._in_flight -= 1
             self._dispatch(trio.current_time())
 
+    def reconfigure(self, config: GovernorConfig) -> None:
+        """Apply a reloaded configuration at once: rate, burst, concurrency, quota and
+        reserve. Requests in flight keep their slots; waiters are re-examined now."""
+        now = trio.current_time()
+        self._bucket.reconfigure(
+            rate_per_s=config.rate_per_s,
+            burst=config.burst,
+            min_rate_fraction=config.min_rate_fraction,
+            recovery_step_fraction=config.recovery_step_fraction,
+            now=now,
+        )
+        self._quota.reconfigure(limit=config.daily_quota, reserve=config.quota_reserve)
+        self.config = config
+        self._dispatch(now)
+
     def pause_for(self, seconds: float) -> None:
         """Grant nothing for ``seconds`` from now (a vendor's Retry-After)."""
         now = trio.current_time()

@@ -57,6 +57,11 @@ class RollingQuota:
                 self._since_vendor = max(0, self._since_vendor - 1)
                 return
 
+    def reconfigure(self, *, limit: int | None, reserve: int) -> None:
+        """Take a new configured quota and reserve (a reload); counts so far are kept."""
+        self._limit = limit
+        self.reserve = reserve
+
     def observe(self, used: int, limit: int, now: float) -> None:
         """Take the vendor's report of usage in its own rolling window."""
         self._vendor = (used, limit, now)

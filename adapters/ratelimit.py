@@ -50,6 +50,26 @@ class AdaptiveTokenBucket:
         self._recovering = False
         self._last_decrease_at = -math.inf
 
+    def reconfigure(
+        self,
+        *,
+        rate_per_s: float,
+        burst: int,
+        min_rate_fraction: float,
+        recovery_step_fraction: float,
+        now: float,
+    ) -> None:
+        """Take a new configured rate and burst (a reload); a throttled-down rate stays
+        proportionally down and recovers towards the new rate."""
+        self.advance(now)
+        scale = self.effective_rate_per_s / self.rate_per_s
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self.effective_rate_per_s = rate_per_s * scale
+        self.tokens = min(self.tokens, float(burst))
+        self._floor = rate_per_s * min_rate_fraction
+        self._step = rate_per_s * recovery_step_fraction
+
     def advance(self, now: float) -> None:
         """Bring tokens and effective rate up to ``now``."""
         if self._updated is None:

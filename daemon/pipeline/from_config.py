@@ -19,7 +19,7 @@ from adapters.mapping import load_mappings
 from store import Journal
 
 from ..config import Config
-from ..systems import build_adapters, build_system_clients
+from ..systems import build_adapters, build_system_clients, governor_config
 from .wiring import Pipeline, assemble
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def build_pipeline(
         # fail, the clients are dropped unopened: they hold no connection yet.
         clients = build_system_clients(config, secrets, transports=transports)
         adapters = build_adapters(config, clients, load_mappings(config.mappings.directory))
-    return assemble(
+    pipeline = assemble(
         list(adapters.values()),
         journal,
         workflows,
@@ -124,6 +124,29 @@ def build_pipeline(
         now=now,
         **config_wiring(config),
     )
+    for name, governor in registry.governors.items():
+        if name in config.systems:
+            registry.reload_hooks.append(LimitsReload(name, governor))
+    return pipeline
+
+
+class LimitsReload:
+    """Applies ``systems.<name>.limits`` from a reloaded configuration to the running
+    governor (rate, burst, concurrency, quota and reserve), without a restart."""
+
+    def __init__(self, system: str, governor: Any) -> None:
+        self.system = system
+        self.governor = governor
+        self.prefixes = (f"systems.{system}.limits",)
+
+    async def apply(self, old: Config, new: Config) -> str:
+        """Reconfigure the governor; a one-line summary of the new limits."""
+        limits = governor_config(new.systems[self.system].limits)
+        self.governor.reconfigure(limits)
+        return (
+            f"{self.system}: {limits.rate_per_s:g}/s, burst {limits.burst}, "
+            f"{limits.max_concurrency} concurrent"
+        )
 
 
 def config_wiring(config: Config) -> dict[str, Any]:

@@ -248,3 +248,43 @@ async def test_snapshot_is_all_numbers(autojump_clock):
 def test_config_rejects_nonsense(bad):
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert(bad, GovernorConfig)
+
+
+async def test_reconfigure_applies_a_new_rate_and_concurrency_at_once(autojump_clock):
+    # given 100 queued requests at 2/s with no burst to speak of
+    governor = make(rate_per_s=2.0, burst=1, max_concurrency=1)
+    grants: list = []
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        for _ in range(100):
+            nursery.start_soon(grab, governor, Lane.ANALYTICS, grants)
+        await trio.sleep(5.0)
+        slow = len(grants)
+        # when a reload raises the rate to 50/s
+        governor.reconfigure(GovernorConfig(rate_per_s=50.0, burst=1, max_concurrency=4))
+    # then the first 5 s went at 2/s and the rest at 50/s
+    assert slow == pytest.approx(11, abs=1)
+    elapsed = grants[-1][1] - start
+    assert elapsed == pytest.approx(5.0 + (100 - slow) / 50.0, abs=0.1)
+    assert governor.snapshot().rate_per_s == 50.0
+    assert governor.snapshot().max_concurrency == 4
+
+
+async def test_reconfigure_keeps_the_quota_count_and_takes_the_new_reserve(autojump_clock):
+    governor = make(daily_quota=10, quota_reserve=0)
+    for _ in range(8):
+        async with governor.slot(Lane.ANALYTICS):
+            pass
+    governor.reconfigure(
+        GovernorConfig(
+            rate_per_s=1000.0, burst=1000, max_concurrency=1000, daily_quota=10, quota_reserve=2
+        )
+    )
+    # 8 used of 10 with 2 reserved: bulk work waits, critical work still goes
+    with trio.move_on_after(1.0) as waited:
+        async with governor.slot(Lane.ANALYTICS):
+            pass
+    assert waited.cancelled_caught
+    async with governor.slot(Lane.CRITICAL):
+        pass
+    assert governor.snapshot().quota_used == 9

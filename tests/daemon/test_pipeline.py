@@ -327,3 +327,20 @@ async def test_run_without_systems_or_workflows_has_no_pipeline(tmp_path: Path) 
         assert registry.systems == {}
         assert registry.workflows == {}
         root.request_stop()
+
+
+async def test_a_reload_of_limits_reaches_the_running_governor(
+    daemon: Daemon, autojump_clock: MockClock
+) -> None:
+    [hook] = [h for h in daemon.registry.reload_hooks if h.prefixes == ("systems.crm.limits",)]
+    old = daemon.config
+    limits = msgspec.structs.replace(old.systems["crm"].limits, rate_per_s=5.0, burst=7)
+    crm = msgspec.structs.replace(old.systems["crm"], limits=limits)
+    new = msgspec.structs.replace(old, systems={**old.systems, "crm": crm})
+
+    summary = await hook.apply(old, new)
+
+    snapshot = daemon.registry.governors["crm"].snapshot()
+    assert (snapshot.rate_per_s, snapshot.burst) == (5.0, 7)
+    assert summary.startswith("crm: 5/s, burst 7")
+    assert daemon.registry.governors["erp"].snapshot().rate_per_s != 5.0
