@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from functools import partial
 
 import trio
 
@@ -172,17 +173,20 @@ class Journal:
         detail: bytes = b"",
     ) -> ExceptionRecord:
         """Park an owned run as ``waiting`` and open its exception in one transaction."""
+        # The writer calls fn(conn, *args); partial carries the keyword arguments.
         return await self._writer.call(
-            _park,
+            partial(
+                exceptions.park_run,
+                category=category,
+                owner=exception_owner,
+                amount=amount,
+                currency=currency,
+                message=message,
+                detail=detail,
+                now=now,
+            ),
             run_id,
             owner,
-            now,
-            category,
-            exception_owner,
-            message,
-            amount,
-            currency,
-            detail,
         )
 
     async def cancel_run(self, run_id: int, now: float, reason: str) -> None:
@@ -262,17 +266,19 @@ class Journal:
     ) -> ExceptionRecord:
         """Open an exception not tied to a leased run (e.g. a reconcile mismatch)."""
         return await self._writer.call(
-            _open_exception,
-            run_id,
-            workflow,
-            category,
-            owner,
-            amount,
-            currency,
-            message,
-            detail,
-            correlation_id,
-            now,
+            partial(
+                exceptions.open_,
+                run_id=run_id,
+                workflow=workflow,
+                category=category,
+                owner=owner,
+                amount=amount,
+                currency=currency,
+                message=message,
+                detail=detail,
+                correlation_id=correlation_id,
+                now=now,
+            )
         )
 
     async def list_exceptions(
@@ -373,60 +379,6 @@ class Journal:
     async def stats(self) -> JournalStats:
         """Counts and sizes."""
         return await self._readers.run(maintenance.stats, self._path)
-
-
-def _park(
-    conn: sqlite3.Connection,
-    run_id: int,
-    owner: str,
-    now: float,
-    category: str,
-    exception_owner: str,
-    message: str,
-    amount: Decimal | None,
-    currency: str | None,
-    detail: bytes,
-) -> ExceptionRecord:
-    return exceptions.park_run(
-        conn,
-        run_id,
-        owner,
-        category=category,
-        owner=exception_owner,
-        amount=amount,
-        currency=currency,
-        message=message,
-        detail=detail,
-        now=now,
-    )
-
-
-def _open_exception(
-    conn: sqlite3.Connection,
-    run_id: int | None,
-    workflow: str,
-    category: str,
-    owner: str,
-    amount: Decimal | None,
-    currency: str | None,
-    message: str,
-    detail: bytes,
-    correlation_id: str,
-    now: float,
-) -> ExceptionRecord:
-    return exceptions.open_(
-        conn,
-        run_id=run_id,
-        workflow=workflow,
-        category=category,
-        owner=owner,
-        amount=amount,
-        currency=currency,
-        message=message,
-        detail=detail,
-        correlation_id=correlation_id,
-        now=now,
-    )
 
 
 def _select_runs(
