@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..base import CommandResult
 from ..governor import Lane
 from .fields import FieldMaps
 from .options import NetSuiteOptions
@@ -76,6 +77,35 @@ class Context:
             lane=lane,
             correlation_id=correlation_id,
             chunk_size=self.options.lookup_chunk_size,
+        )
+
+    async def upsert_record(
+        self,
+        kind: str,
+        eid_kind: str,
+        canonical_id: str,
+        body: Mapping[str, Any],
+        *,
+        lane: Lane,
+        correlation_id: str,
+        update_existing: bool,
+    ) -> CommandResult:
+        """Upsert one record by the external id of ``canonical_id`` (see :meth:`upsert_one`);
+        the command's result, mapping ``canonical_id`` to NetSuite's internal id."""
+        external_id = self.refs.external_id(eid_kind, canonical_id)
+        internal_id, created = await self.upsert_one(
+            self.target(kind),
+            external_id,
+            body,
+            lane=lane,
+            correlation_id=correlation_id,
+            update_existing=update_existing,
+        )
+        return CommandResult(
+            system=self.system,
+            ids={canonical_id: internal_id},
+            created=created,
+            details={"external_id": external_id},
         )
 
     async def upsert_one(

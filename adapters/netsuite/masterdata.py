@@ -35,20 +35,14 @@ async def upsert_customer(ctx: Context, command: UpsertCustomer) -> CommandResul
         body["parent"] = {"externalId": ctx.refs.external_id("cus", account.parent_id)}
     if not account.active:
         body["isInactive"] = True
-    external_id = ctx.refs.external_id("cus", account.id)
-    internal_id, created = await ctx.upsert_one(
-        ctx.target("customer"),
-        external_id,
+    return await ctx.upsert_record(
+        "customer",
+        "cus",
+        account.id,
         body,
         lane=Lane.MASTER_DATA,
         correlation_id=command.correlation_id,
         update_existing=True,
-    )
-    return CommandResult(
-        system=ctx.system,
-        ids={account.id: internal_id},
-        created=created,
-        details={"external_id": external_id},
     )
 
 
@@ -71,18 +65,12 @@ async def upsert_job(ctx: Context, command: UpsertJob) -> CommandResult:
     if subsidiary is not None:  # else NetSuite takes the parent customer's
         body["subsidiary"] = subsidiary
     body |= ctx.refs.segments(dimensions)
-    external_id = ctx.refs.external_id("job", project.id)
-    internal_id, created = await ctx.upsert_one(
-        ctx.target("job"),
-        external_id,
+    return await ctx.upsert_record(
+        "job",
+        "job",
+        project.id,
         body,
         lane=Lane.MASTER_DATA,
         correlation_id=command.correlation_id,
         update_existing=True,
-    )
-    return CommandResult(
-        system=ctx.system,
-        ids={project.id: internal_id},
-        created=created,
-        details={"external_id": external_id},
     )

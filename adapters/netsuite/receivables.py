@@ -88,20 +88,14 @@ async def post_invoice(ctx: Context, command: PostInvoice) -> CommandResult:
         dims = (line.dimensions or FinancialDimensions()).merged_over(defaults)
         items.append(fields | ctx.refs.segments(dims))
     body["item"] = {"items": items}
-    external_id = ctx.refs.external_id("inv", invoice.id)
-    internal_id, created = await ctx.upsert_one(
-        ctx.target("invoice"),
-        external_id,
+    return await ctx.upsert_record(
+        "invoice",
+        "inv",
+        invoice.id,
         body,
         lane=Lane.CRITICAL,
         correlation_id=command.correlation_id,
         update_existing=False,
-    )
-    return CommandResult(
-        system=ctx.system,
-        ids={invoice.id: internal_id},
-        created=created,
-        details={"external_id": external_id},
     )
 
 
@@ -123,20 +117,14 @@ async def apply_payment(ctx: Context, command: ApplyPayment) -> CommandResult:
         body["account"] = {"id": ctx.options.payment_account_id}
     if command.invoice_id:
         body["apply"] = {"items": [{"doc": {"id": command.invoice_id}, "apply": True}]}
-    external_id = ctx.refs.external_id("pay", payment.id)
-    internal_id, created = await ctx.upsert_one(
-        ctx.target("payment"),
-        external_id,
+    return await ctx.upsert_record(
+        "payment",
+        "pay",
+        payment.id,
         body,
         lane=Lane.CRITICAL,
         correlation_id=command.correlation_id,
         update_existing=False,
-    )
-    return CommandResult(
-        system=ctx.system,
-        ids={payment.id: internal_id},
-        created=created,
-        details={"external_id": external_id},
     )
 
 
