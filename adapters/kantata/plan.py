@@ -73,69 +73,75 @@ class Plan:
     async def ensure_phases(self, phases: tuple[Phase, ...]) -> dict[str, str]:
         """Canonical phase id → deliverable story id; missing ones created in one call."""
 
-        def existing(found: list[Story]) -> dict[str, str]:
-            tops = [s for s in found if s.story_type == "deliverable" and s.parent_id is None]
-            matched = {}
-            for phase in phases:
-                story = next((s for s in tops if same_text(s.title, phase.name or phase.id)), None)
-                if story is not None:
-                    matched[phase.id] = story.id
-            return matched
+        def item(phase: Phase) -> dict[str, Any]:
+            fields: dict[str, Any] = {}
+            if phase.start_date is not None:
+                fields["start_date"] = phase.start_date.isoformat()
+            if phase.end_date is not None:
+                fields["due_date"] = phase.end_date.isoformat()
+            return fields
 
-        matched = existing(await self.stories()) if phases else {}
-        missing = [p for p in phases if p.id not in matched]
-        if not missing:
-            return matched
-
-        tried = False
-
-        async def create() -> dict[str, str]:
-            nonlocal missing, tried
-            if tried:  # a bulk create said 5xx: add only what is still missing
-                found = existing(await self.stories())
-                missing = [p for p in missing if p.id not in found]
-                if not missing:
-                    return found
-            tried = True
-            items = []
-            for phase in missing:
-                item: dict[str, Any] = {
-                    "workspace_id": self.workspace_id,
-                    "title": phase.name or phase.id,
-                    "story_type": "deliverable",
-                }
-                if phase.start_date is not None:
-                    item["start_date"] = phase.start_date.isoformat()
-                if phase.end_date is not None:
-                    item["due_date"] = phase.end_date.isoformat()
-                items.append(item)
-            await self.api.post_many("stories", self.call, items)
-            return existing(await self.stories())
-
-        async def find() -> dict[str, str] | None:
-            found = existing(await self.stories())
-            return found if all(p.id in found for p in phases) else None
-
-        matched, _ = await self.api.create_once(create, find, what=f"phases of {self.workspace_id}")
-        return matched
+        return await self._ensure_stories(
+            phases,
+            story_type="deliverable",
+            top_level_only=True,
+            fields=item,
+            what=f"phases of {self.workspace_id}",
+        )
 
     async def ensure_milestones(
         self, milestones: tuple[Milestone, ...], phase_ids: dict[str, str]
     ) -> dict[str, str]:
         """Canonical milestone id → milestone story id; missing ones created in one call."""
 
+        def item(milestone: Milestone) -> dict[str, Any]:
+            fields: dict[str, Any] = {}
+            parent = phase_ids.get(milestone.phase_id or "")
+            if parent is not None:
+                fields["parent_id"] = parent
+            if milestone.due_date is not None:
+                fields["due_date"] = milestone.due_date.isoformat()
+            return fields
+
+        return await self._ensure_stories(
+            milestones,
+            story_type="milestone",
+            top_level_only=False,
+            fields=item,
+            what=f"milestones of {self.workspace_id}",
+        )
+
+    async def _ensure_stories(
+        self,
+        wanted: tuple[Any, ...],
+        *,
+        story_type: str,
+        top_level_only: bool,
+        fields: Any,
+        what: str,
+    ) -> dict[str, str]:
+        """Canonical id → story id for ``wanted`` (phases or milestones, matched by title).
+
+        Kantata has no idempotency key: the missing ones are created in one bulk call, and
+        after a 5xx only what is still missing is created again (look before create).
+        """
+
         def existing(found: list[Story]) -> dict[str, str]:
-            stones = [s for s in found if s.story_type == "milestone"]
+            candidates = [
+                s
+                for s in found
+                if s.story_type == story_type and not (top_level_only and s.parent_id is not None)
+            ]
             matched = {}
-            for milestone in milestones:
-                title = milestone.name or milestone.id
-                story = next((s for s in stones if same_text(s.title, title)), None)
+            for one in wanted:
+                title = one.name or one.id
+                story = next((s for s in candidates if same_text(s.title, title)), None)
                 if story is not None:
-                    matched[milestone.id] = story.id
+                    matched[one.id] = story.id
             return matched
 
-        matched = existing(await self.stories()) if milestones else {}
-        missing = [m for m in milestones if m.id not in matched]
+        matched = existing(await self.stories()) if wanted else {}
+        missing = [one for one in wanted if one.id not in matched]
         if not missing:
             return matched
 
@@ -145,31 +151,25 @@ class Plan:
             nonlocal missing, tried
             if tried:  # a bulk create said 5xx: add only what is still missing
                 found = existing(await self.stories())
-                missing = [m for m in missing if m.id not in found]
+                missing = [one for one in missing if one.id not in found]
                 if not missing:
                     return found
             tried = True
-            items = []
-            for milestone in missing:
-                item: dict[str, Any] = {
+            items = [
+                {
                     "workspace_id": self.workspace_id,
-                    "title": milestone.name or milestone.id,
-                    "story_type": "milestone",
+                    "title": one.name or one.id,
+                    "story_type": story_type,
+                    **fields(one),
                 }
-                parent = phase_ids.get(milestone.phase_id or "")
-                if parent is not None:
-                    item["parent_id"] = parent
-                if milestone.due_date is not None:
-                    item["due_date"] = milestone.due_date.isoformat()
-                items.append(item)
+                for one in missing
+            ]
             await self.api.post_many("stories", self.call, items)
             return existing(await self.stories())
 
         async def find() -> dict[str, str] | None:
             found = existing(await self.stories())
-            return found if all(m.id in found for m in milestones) else None
+            return found if all(one.id in found for one in wanted) else None
 
-        matched, _ = await self.api.create_once(
-            create, find, what=f"milestones of {self.workspace_id}"
-        )
+        matched, _ = await self.api.create_once(create, find, what=what)
         return matched
