@@ -94,6 +94,7 @@ def parse_config(
 def _dec_hook(type_: type, obj: Any) -> Any:
     if type_ is SecretRef:
         return SecretRef.parse(obj)
+    # msgspec's dec_hook protocol: this exception means "type not handled here".
     raise NotImplementedError(f"no decoder for {type_!r}")
 
 

@@ -4,10 +4,10 @@ Vendors carry money in minor units (Stripe's ``unit_amount``, Kantata's ``*_in_c
 converting needs each currency's exponent: 2 for USD (cents), 0 for JPY, 3 for KWD.
 
 The table follows the ISO 4217 list (SIX, list one) as of 2026, restricted to codes with a
-numeric minor unit: precious metals, SDR and test codes (XAU, XDR, XTS, XXX, …) have none and
-are not money pssync books. Codes are never removed once listed, even when ISO withdraws
-them, because a journal row written while the code was current must still decode; such codes
-are marked below.
+numeric minor unit: precious metals, SDR, the test code and "no currency" (XAU, XDR, XTS,
+…) have none and are not money pssync books. Codes are never removed once listed, even
+when ISO withdraws them, because a journal row written while the code was current must
+still decode; such codes are marked below.
 """
 
 from __future__ import annotations
