@@ -23,6 +23,7 @@ from msgspec import Struct
 from actors.messages import AnyCommand, Envelope, Money
 
 from .governor import Lane
+from .mapping import LiveMappings
 
 __all__ = [
     "ChangeFeed",
@@ -103,6 +104,8 @@ class VendorAdapter(Protocol):
 
     system: str
     """The configured system name (``crm``, ``erp_uk``)."""
+    mappings: LiveMappings
+    """The field mappings in use; ``pssync reload`` replaces them in place."""
 
     def feeds(self) -> Sequence[ChangeFeed]:
         """The change feeds this system offers, each polled by its own poller."""

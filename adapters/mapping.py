@@ -31,7 +31,7 @@ naming the vendor, mapping version, entity and both field names.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -42,7 +42,14 @@ import msgspec
 from actors.errors import ConfigError, PayloadError
 from actors.messages import Money
 
-__all__ = ["EntityMapping", "FieldRule", "MappingSet", "load_mapping", "load_mappings"]
+__all__ = [
+    "EntityMapping",
+    "FieldRule",
+    "LiveMappings",
+    "MappingSet",
+    "load_mapping",
+    "load_mappings",
+]
 
 Converter = Literal[
     "str", "int", "decimal", "bool", "date", "datetime", "money", "money_minor",
@@ -150,6 +157,55 @@ class MappingSet(msgspec.Struct, frozen=True, kw_only=True):
                 path=f"entities.{name}",
                 source=self.source,
             ) from None
+
+
+class LiveMappings:
+    """The mapping set one adapter works with, replaceable while it runs (``pssync reload``).
+
+    The adapter's parts keep this object rather than the EntityMappings it holds and look
+    an entity up at each use, so a replacement reaches every part at once while each
+    record is still converted by one version. The vendor and the ``required`` entities
+    (those the adapter uses) are checked on creation and before every replacement: a
+    mapping the adapter cannot work with is a ConfigError naming the file, and the
+    mapping in use stays.
+    """
+
+    def __init__(self, mappings: MappingSet, *, vendor: str, required: Iterable[str]) -> None:
+        self.vendor = vendor
+        self.required = tuple(required)
+        self.check(mappings)
+        self._current = mappings
+
+    @property
+    def current(self) -> MappingSet:
+        """The mapping set in use."""
+        return self._current
+
+    @property
+    def version(self) -> int:
+        return self._current.version
+
+    def entity(self, name: str) -> EntityMapping:
+        """The current mapping of canonical entity ``name`` (see :meth:`MappingSet.entity`)."""
+        return self._current.entity(name)
+
+    def check(self, mappings: MappingSet) -> None:
+        """ConfigError unless ``mappings`` is this vendor's and has every required entity."""
+        if mappings.vendor != self.vendor:
+            raise ConfigError(
+                f"mapping is for vendor {mappings.vendor!r}, not {self.vendor!r}",
+                path="vendor",
+                source=mappings.source,
+            )
+        for name in self.required:
+            mappings.entity(name)
+
+    def replace(self, mappings: MappingSet) -> bool:
+        """Use ``mappings`` from now on (checked first); True if it differs from before."""
+        self.check(mappings)
+        changed = mappings != self._current
+        self._current = mappings
+        return changed
 
 
 def load_mapping(path: str | Path) -> MappingSet:

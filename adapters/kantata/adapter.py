@@ -28,7 +28,7 @@ from actors.messages import (
 from ..base import ChangeFeed, CommandResult, ProjectTotals, TotalsQuery
 from ..governor import Lane
 from ..http import SystemClient
-from ..mapping import MappingSet
+from ..mapping import LiveMappings, MappingSet
 from .api import Call, KantataApi
 from .clients import Clients
 from .exports import mark_entries_exported
@@ -40,6 +40,8 @@ from .workspaces import PROJECT_MODEL, Workspaces
 __all__ = ["KantataAdapter", "create_adapter"]
 
 VENDOR = "kantata"
+MAPPED_ENTITIES = ("time_entry", "expense", "milestone", "account", "project")
+"""The entities of ``config/mappings/kantata.toml`` this adapter uses."""
 
 
 class KantataAdapter:
@@ -48,18 +50,22 @@ class KantataAdapter:
     def __init__(
         self, *, system: str, client: SystemClient, mappings: MappingSet, options: KantataOptions
     ) -> None:
-        if mappings.vendor != VENDOR:
-            raise ValueError(f"{system}: mapping is for {mappings.vendor!r}, not {VENDOR!r}")
         self.system = system
         self.client = client
         self.options = options
-        self._time_mapping = mappings.entity("time_entry")
+        self.mappings = LiveMappings(mappings, vendor=VENDOR, required=MAPPED_ENTITIES)
         self._api = KantataApi(client, service_name=options.service_name, per_page=options.per_page)
-        self._clients = Clients(api=self._api, mappings=mappings, system=system)
+        self._clients = Clients(api=self._api, mappings=self.mappings, system=system)
         self._workspaces = Workspaces(
-            api=self._api, clients=self._clients, mappings=mappings, options=options, system=system
+            api=self._api,
+            clients=self._clients,
+            mappings=self.mappings,
+            options=options,
+            system=system,
         )
-        self._feeds = build_feeds(api=self._api, mappings=mappings, system=system, options=options)
+        self._feeds = build_feeds(
+            api=self._api, mappings=self.mappings, system=system, options=options
+        )
 
     def feeds(self) -> Sequence[ChangeFeed]:
         """``approved_time``, ``approved_expenses`` and ``completed_milestones``."""
@@ -138,7 +144,9 @@ class KantataAdapter:
         )
 
     def _time_entry(self, record: dict) -> TimeEntry:
-        values = self._time_mapping.to_canonical(record, record_id=str(record.get("id", "")))
+        values = self.mappings.entity("time_entry").to_canonical(
+            record, record_id=str(record.get("id", ""))
+        )
         try:
             return msgspec.convert(values, TimeEntry)
         except msgspec.ValidationError as exc:

@@ -17,7 +17,7 @@ import structlog
 from actors.messages import UpsertCustomer
 
 from ..base import CommandResult
-from ..mapping import MappingSet
+from ..mapping import LiveMappings
 from .api import Call, KantataApi
 from .wire import Page, WorkspaceGroup, as_typed, fields_of, references_of, same_text, typed
 
@@ -31,15 +31,15 @@ ACCOUNT_MODEL = "account"
 class Clients:
     """Finds, creates and renames clients, idempotently."""
 
-    def __init__(self, *, api: KantataApi, mappings: MappingSet, system: str) -> None:
+    def __init__(self, *, api: KantataApi, mappings: LiveMappings, system: str) -> None:
         self.api = api
         self.system = system
-        self.account_mapping = mappings.entity("account")
+        self._mappings = mappings  # looked up at each use: a reload swaps it
 
     async def upsert_customer(self, command: UpsertCustomer, call: Call) -> CommandResult:
         """The account as a Kantata client: found by reference, then by name, else created."""
         account = command.account
-        values = self.account_mapping.to_vendor(fields_of(account))
+        values = self._mappings.entity("account").to_vendor(fields_of(account))
         group, created = await self._find_client_by_reference(account.id, call), False
         referenced = group is not None
         if group is None:

@@ -50,7 +50,7 @@ from actors.messages import (
 
 from ..base import FeedPage
 from ..governor import Lane
-from ..mapping import EntityMapping, MappingSet
+from ..mapping import EntityMapping, LiveMappings
 from .api import Call, KantataApi
 from .options import KantataOptions
 from .wire import Page, Stamped, references_of, typed
@@ -240,27 +240,27 @@ def _canonical(mapping: EntityMapping, record: dict[str, Any], kind: type[Any]) 
 
 
 def build_feeds(
-    *, api: KantataApi, mappings: MappingSet, system: str, options: KantataOptions
+    *, api: KantataApi, mappings: LiveMappings, system: str, options: KantataOptions
 ) -> tuple[KantataFeed, ...]:
     """The three feeds of a Kantata PSA."""
-    time_mapping = mappings.entity("time_entry")
-    expense_mapping = mappings.entity("expense")
-    milestone_mapping = mappings.entity("milestone")
+    # Entities are looked up per record: a reload swaps the mapping under running feeds.
 
     def time_approved(record: dict[str, Any], page: Page) -> Event | None:
         # The approved filter also returns entries of projects that need no approval.
-        entry = _canonical(time_mapping, {**record, "approved": True}, TimeEntry)
+        entry = _canonical(mappings.entity("time_entry"), {**record, "approved": True}, TimeEntry)
         return TimeApproved(entry=entry)
 
     def expense_approved(record: dict[str, Any], page: Page) -> Event | None:
-        entry = _canonical(expense_mapping, {**record, "approved": True}, ExpenseEntry)
+        entry = _canonical(mappings.entity("expense"), {**record, "approved": True}, ExpenseEntry)
         return ExpenseApproved(entry=entry)
 
     def milestone_completed(record: dict[str, Any], page: Page) -> Event | None:
         # The state filter is applied here: Kantata documents none for stories.
         if record.get("story_type") != "milestone" or record.get("state") != "completed":
             return None
-        return MilestoneCompleted(milestone=_canonical(milestone_mapping, record, Milestone))
+        return MilestoneCompleted(
+            milestone=_canonical(mappings.entity("milestone"), record, Milestone)
+        )
 
     common = {"api": api, "system": system, "options": options}
     return (

@@ -14,7 +14,7 @@ from actors.errors import PermanentError
 from actors.messages import CreateProjectFromTemplate, Project, UpsertProject
 
 from ..base import CommandResult
-from ..mapping import MappingSet
+from ..mapping import LiveMappings
 from .api import Call, KantataApi
 from .clients import Clients
 from .options import KantataOptions
@@ -34,7 +34,7 @@ class Workspaces:
         *,
         api: KantataApi,
         clients: Clients,
-        mappings: MappingSet,
+        mappings: LiveMappings,
         options: KantataOptions,
         system: str,
     ) -> None:
@@ -42,7 +42,7 @@ class Workspaces:
         self.clients = clients
         self.options = options
         self.system = system
-        self.project_mapping = mappings.entity("project")
+        self._mappings = mappings  # looked up at each use: a reload swaps it
         self._templates: dict[str, str] = {}
 
     async def upsert_project(self, command: UpsertProject, call: Call) -> CommandResult:
@@ -94,7 +94,7 @@ class Workspaces:
                 "Workspace", workspace.id, call, model=PROJECT_MODEL, ref=project.id
             )
             return workspace, False
-        values = self.project_mapping.to_vendor(fields_of(project))
+        values = self._mappings.entity("project").to_vendor(fields_of(project))
         values["description"] = self._marker(project.id)
         values["creator_role"] = self.options.creator_role
         client_id = await self.clients.client_id(project.account_id, call)
@@ -132,7 +132,7 @@ class Workspaces:
     async def _update_workspace(
         self, workspace: Workspace, project: Project, client_id: str | None, call: Call
     ) -> None:
-        values = self.project_mapping.to_vendor(fields_of(project))
+        values = self._mappings.entity("project").to_vendor(fields_of(project))
         if client_id and client_id not in workspace.workspace_group_ids:
             values["workspace_group_ids"] = [*workspace.workspace_group_ids, client_id]
         page = await self.api.get("workspaces", call, {"only": workspace.id})

@@ -34,10 +34,10 @@ from actors.messages import (
 from ..base import ChangeFeed, CommandResult, ProjectTotals, TotalsQuery
 from ..governor import Lane
 from ..http import SystemClient
-from ..mapping import MappingSet
+from ..mapping import LiveMappings, MappingSet
 from .context import Context
 from .expenses import post_expense_lines
-from .fields import FieldMaps
+from .fields import MAPPED_ENTITIES, FieldMaps
 from .masterdata import upsert_customer, upsert_job
 from .options import NetSuiteOptions
 from .receivables import apply_payment, post_invoice, update_invoice_status
@@ -47,6 +47,8 @@ from .totals import receivables_totals, time_totals
 from .wire import RecordService
 
 __all__ = ["NetSuiteAdapter", "create_adapter"]
+
+VENDOR = "netsuite"
 
 
 class NetSuiteAdapter:
@@ -64,13 +66,14 @@ class NetSuiteAdapter:
         self.system = system
         self.client = client
         self.options = options
+        self.mappings = LiveMappings(mappings, vendor=VENDOR, required=MAPPED_ENTITIES)
         extra = {"today": today} if today is not None else {}
         self._context = Context(
             system=system,
             options=options,
             records=RecordService(client, page_size=options.suiteql_page_size),
             refs=References(options, system=system),
-            fields=FieldMaps(mappings),
+            fields=FieldMaps(self.mappings),
             **extra,
         )
 

@@ -16,11 +16,11 @@ import msgspec
 
 from actors.errors import PayloadError
 
-from ..mapping import EntityMapping, MappingSet
+from ..mapping import EntityMapping, LiveMappings
 from .references import present
 
 __all__ = [
-    "REQUIRED_ENTITIES",
+    "MAPPED_ENTITIES",
     "FieldMaps",
     "InvoiceFacts",
     "JobRow",
@@ -30,7 +30,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-REQUIRED_ENTITIES = (
+MAPPED_ENTITIES = (
     "customer",
     "job",
     "timebill",
@@ -83,9 +83,9 @@ class InvoiceFacts(msgspec.Struct, frozen=True, kw_only=True):
 class FieldMaps:
     """The mapping entities of one NetSuite system."""
 
-    def __init__(self, mappings: MappingSet) -> None:
-        for name in REQUIRED_ENTITIES:
-            mappings.entity(name)  # a ConfigError now beats one at the first posting
+    def __init__(self, mappings: LiveMappings) -> None:
+        # Looked up at each use (a reload swaps them); LiveMappings checked that every
+        # entity of MAPPED_ENTITIES is there, so a gap fails at start, not at a posting.
         self.mappings = mappings
 
     def write(self, entity: str, values: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from actors.messages import (
 from ..base import ChangeFeed, CommandResult, ProjectTotals, TotalsQuery
 from ..governor import Lane
 from ..http import SystemClient
-from ..mapping import MappingSet
+from ..mapping import LiveMappings, MappingSet
 from .api import SalesforceApi
 from .canonical import RecordDecoder
 from .customers import CustomerWriter
@@ -26,6 +26,16 @@ from .feeds import ChangedAccountsFeed, WonDealsFeed
 from .options import SalesforceOptions
 
 __all__ = ["SalesforceAdapter", "create_adapter"]
+
+VENDOR = "salesforce"
+MAPPED_ENTITIES = (
+    "account",
+    "account_billing_address",
+    "contact",
+    "opportunity",
+    "opportunity_line",
+)
+"""The entities of ``config/mappings/salesforce.toml`` this adapter uses."""
 
 
 class SalesforceAdapter:
@@ -50,7 +60,8 @@ class SalesforceAdapter:
         self.client = client
         self.options = options
         self.api = SalesforceApi(client, options)
-        decoder = RecordDecoder(mappings, options)
+        self.mappings = LiveMappings(mappings, vendor=VENDOR, required=MAPPED_ENTITIES)
+        decoder = RecordDecoder(self.mappings, options)
         shared = {"system": system, "api": self.api, "decoder": decoder, "options": options}
         self._feeds: tuple[ChangeFeed, ...] = (
             WonDealsFeed(**shared),
@@ -58,7 +69,7 @@ class SalesforceAdapter:
         )
         self.deals = DealWriter(system=system, api=self.api, options=options)
         self.customers = CustomerWriter(
-            system=system, api=self.api, mappings=mappings, options=options
+            system=system, api=self.api, mappings=self.mappings, options=options
         )
 
     def feeds(self) -> Sequence[ChangeFeed]:

@@ -16,7 +16,7 @@ import msgspec
 from actors.errors import PayloadError
 from actors.messages import Account, Address, Contact, ExternalRef, Opportunity, OpportunityLine
 
-from ..mapping import MappingSet
+from ..mapping import EntityMapping, LiveMappings
 from .options import SalesforceOptions
 from .soql import fields_of
 
@@ -30,16 +30,39 @@ _OPPORTUNITY_KEYS = ("Id", "AccountId", "SystemModstamp", "IsWon")
 _LINE_KEYS = ("Id",)
 
 
-class RecordDecoder:
+class AccountEntities:
+    """The account-side mapping entities, looked up at each use: a reload swaps the
+    mapping under a running feed or writer (``_mappings`` is the adapter's)."""
+
+    _mappings: LiveMappings
+
+    @property
+    def account(self) -> EntityMapping:
+        return self._mappings.entity("account")
+
+    @property
+    def address(self) -> EntityMapping:
+        return self._mappings.entity("account_billing_address")
+
+    @property
+    def contact(self) -> EntityMapping:
+        return self._mappings.entity("contact")
+
+
+class RecordDecoder(AccountEntities):
     """Turns decoded query records into Accounts, Contacts and Opportunities."""
 
-    def __init__(self, mappings: MappingSet, options: SalesforceOptions) -> None:
+    def __init__(self, mappings: LiveMappings, options: SalesforceOptions) -> None:
         self.options = options
-        self.account = mappings.entity("account")
-        self.address = mappings.entity("account_billing_address")
-        self.contact = mappings.entity("contact")
-        self.opportunity = mappings.entity("opportunity")
-        self.line = mappings.entity("opportunity_line")
+        self._mappings = mappings
+
+    @property
+    def opportunity(self) -> EntityMapping:
+        return self._mappings.entity("opportunity")
+
+    @property
+    def line(self) -> EntityMapping:
+        return self._mappings.entity("opportunity_line")
 
     # -- what to select ------------------------------------------------------------------
 

@@ -11,28 +11,27 @@ from actors.messages import Account, Contact, UpdateAccountFields, UpsertCustome
 from ..base import CommandResult
 from ..governor import Lane
 from ..http import new_correlation_id
-from ..mapping import MappingSet
+from ..mapping import LiveMappings
 from .api import SalesforceApi
 from .batches import write_in_collections
+from .canonical import AccountEntities
 from .options import SalesforceOptions
 from .writes import mapping_values, parse_text, record_path, unmappable
 
 __all__ = ["CustomerWriter"]
 
 
-class CustomerWriter:
+class CustomerWriter(AccountEntities):
     """UpsertCustomer (single and batched) and UpdateAccountFields."""
 
     def __init__(
-        self, *, system: str, api: SalesforceApi, mappings: MappingSet, options: SalesforceOptions
+        self, *, system: str, api: SalesforceApi, mappings: LiveMappings, options: SalesforceOptions
     ) -> None:
         self.system = system
         self.api = api
         self.options = options
         self.fields = options.fields
-        self.account = mappings.entity("account")
-        self.address = mappings.entity("account_billing_address")
-        self.contact = mappings.entity("contact")
+        self._mappings = mappings
 
     async def update_account_fields(self, command: UpdateAccountFields) -> CommandResult:
         """Set canonical account fields (text values from FieldChange) through the mapping."""

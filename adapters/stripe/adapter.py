@@ -20,7 +20,7 @@ from actors.messages import (
 from ..base import ChangeFeed, CommandResult, ProjectTotals, TotalsQuery
 from ..governor import Lane
 from ..http import SystemClient
-from ..mapping import MappingSet
+from ..mapping import LiveMappings, MappingSet
 from .api import StripeApi
 from .billing import create_subscription, upsert_billing_schedule
 from .canonical import InvoiceMapper
@@ -31,6 +31,10 @@ from .options import StripeOptions
 from .totals import invoiced_totals
 
 __all__ = ["StripeAdapter", "create_adapter"]
+
+VENDOR = "stripe"
+MAPPED_ENTITIES = ("customer", "invoice", "payment")
+"""The entities of ``config/mappings/stripe.toml`` this adapter uses."""
 
 
 class StripeAdapter:
@@ -55,8 +59,8 @@ class StripeAdapter:
         self.options = options
         self.client = client
         self.api = StripeApi(client, options, wall_clock=wall_clock)
-        self._customer = mappings.entity("customer")
-        mapper = InvoiceMapper(system=system, mappings=mappings, options=options)
+        self.mappings = LiveMappings(mappings, vendor=VENDOR, required=MAPPED_ENTITIES)
+        mapper = InvoiceMapper(system=system, mappings=self.mappings, options=options)
         self._feeds = (InvoiceEventsFeed(self.api, mapper),)
 
     def feeds(self) -> Sequence[ChangeFeed]:
@@ -75,7 +79,7 @@ class StripeAdapter:
         """Apply one command idempotently (see the command modules)."""
         match command:
             case UpsertCustomer():
-                return await upsert_customer(self.api, self._customer, command)
+                return await upsert_customer(self.api, self.mappings.entity("customer"), command)
             case UpsertBillingSchedule():
                 return await upsert_billing_schedule(self.api, command)
             case CreateSubscription():

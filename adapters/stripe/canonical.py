@@ -17,7 +17,7 @@ import msgspec
 from actors.errors import PayloadError
 from actors.messages import ExternalRef, Invoice, Payment
 
-from ..mapping import MappingSet
+from ..mapping import LiveMappings
 from .options import StripeOptions
 from .wire import Invoice as StripeInvoice
 from .wire import to_record
@@ -28,11 +28,11 @@ __all__ = ["InvoiceMapper"]
 class InvoiceMapper:
     """Maps decoded Stripe invoices for one system through its mapping set."""
 
-    def __init__(self, *, system: str, mappings: MappingSet, options: StripeOptions) -> None:
+    def __init__(self, *, system: str, mappings: LiveMappings, options: StripeOptions) -> None:
         self.system = system
         self.options = options
-        self._invoice = mappings.entity("invoice")
-        self._payment = mappings.entity("payment")
+        # Entities are looked up at each use: a reload swaps the mapping under the feed.
+        self._mappings = mappings
 
     def invoice_id(self, invoice: StripeInvoice) -> str:
         """The canonical invoice id: pssync's metadata, else Stripe's own id."""
@@ -40,7 +40,9 @@ class InvoiceMapper:
 
     def invoice(self, invoice: StripeInvoice, *, account_id: str) -> Invoice:
         """The canonical invoice (without lines: they stay with the invoice pssync sent)."""
-        values = self._invoice.to_canonical(to_record(invoice), record_id=invoice.id)
+        values = self._mappings.entity("invoice").to_canonical(
+            to_record(invoice), record_id=invoice.id
+        )
         values["currency"] = str(values.get("currency", "")).upper()
         _dates(values, "issue_date", "due_date")
         values |= {
@@ -53,7 +55,9 @@ class InvoiceMapper:
 
     def payment(self, invoice: StripeInvoice, *, account_id: str, fallback: datetime) -> Payment:
         """The payment that settled ``invoice`` (one per invoice: paid is final)."""
-        values = self._payment.to_canonical(to_record(invoice), record_id=invoice.id)
+        values = self._mappings.entity("payment").to_canonical(
+            to_record(invoice), record_id=invoice.id
+        )
         received = values.pop("received_at", None) or fallback
         values |= {
             # The charge or payment intent when Stripe names one; else the invoice, which

@@ -9,7 +9,7 @@ import pytest
 
 from actors.errors import ConfigError, PayloadError
 from actors.messages import Money, Opportunity, TimeEntry
-from adapters.mapping import load_mapping, load_mappings
+from adapters.mapping import LiveMappings, load_mapping, load_mappings
 
 SALESFORCE = """
 vendor = "salesforce"
@@ -191,3 +191,35 @@ def test_unknown_entity_is_a_config_error(tmp_path):
     mapping = load_mapping(write(tmp_path, "sf.toml", SALESFORCE))
     with pytest.raises(ConfigError, match="no mapping for entity 'invoice'"):
         mapping.entity("invoice")
+
+
+def test_live_mappings_check_the_adapters_entities_and_swap_in_place(tmp_path):
+    v3 = load_mapping(write(tmp_path, "sf.toml", SALESFORCE))
+    live = LiveMappings(v3, vendor="salesforce", required=("opportunity",))
+    before = live.entity("opportunity")
+    v4 = load_mapping(
+        write(
+            tmp_path,
+            "sf4.toml",
+            SALESFORCE.replace("version = 3", "version = 4").replace('"Name"', '"Deal_Name__c"'),
+        )
+    )
+
+    assert live.replace(v4) is True
+    assert live.version == 4
+    assert live.entity("opportunity").fields["name"].from_ == "Deal_Name__c"
+    assert before.fields["name"].from_ == "Name"  # what a record in flight holds is intact
+    assert live.replace(v4) is False  # the same file again changes nothing
+
+
+def test_live_mappings_refuse_another_vendor_or_a_missing_entity(tmp_path):
+    salesforce = load_mapping(write(tmp_path, "sf.toml", SALESFORCE))
+    kantata = load_mapping(write(tmp_path, "k.toml", KANTATA))
+    with pytest.raises(ConfigError, match="no mapping for entity 'account'") as missing:
+        LiveMappings(salesforce, vendor="salesforce", required=("opportunity", "account"))
+    assert missing.value.source == str(tmp_path / "sf.toml")
+
+    live = LiveMappings(salesforce, vendor="salesforce", required=("opportunity",))
+    with pytest.raises(ConfigError, match="mapping is for vendor 'kantata', not 'salesforce'"):
+        live.replace(kantata)
+    assert live.current is salesforce  # the refused mapping never took effect
