@@ -36,6 +36,9 @@ from .health import (
 from .health import (
     HealthView as HealthView,
 )
+from .interval import (
+    Interval as Interval,
+)
 from .keyed import (
     KeyedExecutor as KeyedExecutor,
 )

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import msgspec
 import trio
 
+from actors.interval import Interval
+
 
 class FeedState(enum.StrEnum):
     """What a poller is doing now."""
@@ -114,8 +116,11 @@ class FeedStats:
 class SystemControl:
     """Pause switch, counters and feed stats of one system, shared by its actors."""
 
-    def __init__(self, system: str) -> None:
+    def __init__(self, system: str, *, poll_interval: Interval | None = None) -> None:
         self.system = system
+        #: The pollers' sleep once caught up, shared so that a reload reaches every
+        #: poller (and its restarts); None leaves each poller its own settings.
+        self.poll_interval = poll_interval
         self._paused = False
         self._resumed = trio.Event()
         self._resumed.set()

@@ -44,6 +44,7 @@ import trio
 
 from actors.actor import Actor
 from actors.errors import PayloadError, PermanentError, RetryableError, ThrottledError
+from actors.interval import Interval
 from adapters.base import ChangeFeed, FeedPage
 from store import Journal
 
@@ -123,6 +124,7 @@ class Poller(Actor[None]):
         self._stopping = False
         self._wait_scope: trio.CancelScope | None = None
         self._limit = self.settings.batch
+        self._interval = control.poll_interval or Interval(self.settings.poll_interval_s)
         self._failures = 0
         self._strikes = 0
         self._stats: FeedStats = control.feed(feed.name, feed.workflow)
@@ -167,7 +169,7 @@ class Poller(Actor[None]):
                 watermark = await self._store(page, watermark)
                 if not page.more:
                     stats.state = FeedState.IDLE
-                    await self._wait(self.settings.poll_interval_s)
+                    await self._wait(self._interval)
         finally:
             stats.state = FeedState.STOPPED
 
@@ -321,16 +323,27 @@ class Poller(Actor[None]):
     # -- waiting -----------------------------------------------------------------------
 
     async def _wait(
-        self, seconds: float, *, until: Callable[[], Awaitable[None]] | None = None
+        self,
+        seconds: float | Interval,
+        *,
+        until: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """Sleep ``seconds`` (or until ``until()`` returns), heartbeating; a stop ends it."""
-        deadline = trio.current_time() + seconds
+        """Sleep ``seconds`` (or until ``until()`` returns), heartbeating; a stop ends it.
+
+        An :class:`Interval` is re-read at each heartbeat, so a reload that changes it
+        shortens or extends a sleep already begun.
+        """
+        start = trio.current_time()
         with trio.CancelScope() as scope:
             self._wait_scope = scope
             try:
                 while not self._stopping:
                     self.heartbeat()
-                    remaining = deadline - trio.current_time()
+                    now = trio.current_time()
+                    if isinstance(seconds, Interval):
+                        remaining = seconds.due_in(start, now)
+                    else:
+                        remaining = start + seconds - now
                     if remaining <= 0:
                         return
                     with trio.move_on_after(min(remaining, self.heartbeat_interval_s)):

@@ -34,6 +34,7 @@ from functools import partial
 
 import msgspec
 
+from actors.interval import Interval
 from actors.mailbox import Mailbox
 from actors.supervisor import ChildSpec, RestartPolicy, Supervisor
 from adapters.base import VendorAdapter
@@ -123,7 +124,9 @@ def build_systems(
         # Created once, outside the factories: senders keep the address and the pause
         # switch survives restarts of the actors.
         mailbox: Mailbox[SystemRequest] = Mailbox(system, SYSTEM_MAILBOX_SIZE)
-        control = SystemControl(system)
+        control = SystemControl(
+            system, poll_interval=Interval(system_settings.poll.poll_interval_s)
+        )
         mailboxes[system] = mailbox
         controls[system] = control
         children = [

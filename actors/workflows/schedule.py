@@ -21,6 +21,7 @@ import structlog
 import trio
 
 from actors.actor import Actor
+from actors.interval import Interval
 from actors.messages import Envelope, ReconciliationRequested
 from actors.systems import event_record
 from store import Journal
@@ -101,15 +102,17 @@ class ReconcileScheduler(Actor[None]):
     """Appends the scheduled ``ReconciliationRequested`` every ``interval_s``.
 
     The first tick is at start (a period missed while the daemon was down is requested
-    at once). ``appended`` is called after a new request was appended (the daemon wakes
-    the dispatcher with it).
+    at once). ``interval_s`` may be an :class:`~actors.interval.Interval` shared with a
+    reload: a changed period applies from the last tick, and None pauses the schedule
+    (a period set later ticks at once). ``appended`` is called after a new request was
+    appended (the daemon wakes the dispatcher with it).
     """
 
     def __init__(
         self,
         journal: Journal,
         *,
-        interval_s: float,
+        interval_s: float | Interval | None,
         now: Callable[[], float] = time.time,
         appended: Callable[[], None] = lambda: None,
         name: str = "reconcile-scheduler",
@@ -117,10 +120,8 @@ class ReconcileScheduler(Actor[None]):
     ) -> None:
         # No messages: it runs on the clock.
         super().__init__(name, mailbox_size=0, **actor_options)
-        if interval_s <= 0:
-            raise ValueError("interval_s must be positive")
+        self.interval = interval_s if isinstance(interval_s, Interval) else Interval(interval_s)
         self.journal = journal
-        self.interval_s = interval_s
         self._now = now
         self._appended = appended
         self._stop = trio.Event()
@@ -129,9 +130,15 @@ class ReconcileScheduler(Actor[None]):
         self._stop.set()
 
     async def tick(self) -> bool:
-        """Request the last complete period; True if that request is new."""
+        """Request the last complete period; True if that request is new.
+
+        Does nothing (False) while the schedule is off (the interval is None).
+        """
+        interval_s = self.interval.seconds
+        if interval_s is None:
+            return False
         now = self._now()
-        period = last_complete_period(now, self.interval_s)
+        period = last_complete_period(now, interval_s)
         result = await self.journal.append([event_record(scheduled_request(period, now))])
         new = result.new_count == 1
         if new:
@@ -143,13 +150,18 @@ class ReconcileScheduler(Actor[None]):
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        last_tick: float | None = None
         while not self._stop.is_set():
             self.heartbeat()
-            await self.tick()
-            deadline = trio.current_time() + self.interval_s
-            # Wake every heartbeat interval to show we are alive, until the next tick.
-            while not self._stop.is_set() and trio.current_time() < deadline:
-                self.heartbeat()
-                wait = min(deadline - trio.current_time(), self.heartbeat_interval_s)
-                with trio.move_on_after(wait):
-                    await self._stop.wait()
+            now = trio.current_time()
+            if last_tick is None and self.interval.seconds is not None:
+                due_in = 0.0
+            else:
+                due_in = self.interval.due_in(now if last_tick is None else last_tick, now)
+            if due_in <= 0:
+                last_tick = now  # from the tick's start: the schedule does not drift
+                await self.tick()
+                continue
+            # Wake every heartbeat interval to show we are alive and to see a new interval.
+            with trio.move_on_after(min(due_in, self.heartbeat_interval_s)):
+                await self._stop.wait()

@@ -43,6 +43,7 @@ import structlog
 import trio
 
 from actors.errors import ControlError
+from actors.interval import Interval
 from actors.supervisor import ChildSpec
 from actors.systems import Systems, SystemSettings, build_systems
 from actors.workflows import (
@@ -119,6 +120,8 @@ class Pipeline:
     deps: WorkflowDeps
     journal: Journal
     now: Callable[[], float]
+    reconcile_interval: Interval | None = None
+    """The reconcile schedule's period (None inside: off) when reconcile is enabled."""
     _closed: bool = field(default=False, repr=False)
 
     def notify_dispatcher(self) -> None:
@@ -262,8 +265,9 @@ def assemble(
     ``workflows`` are the enabled workflows with their settings; ``owners`` maps an
     exception category to its owner; ``roles`` a system kind to system names. ``owner``
     makes the lease owner of each runner incarnation. ``on_outcome`` and ``on_append``
-    see every run outcome and every poller append (tests wait on them). ``schedules`` are
-    extra children started after the runners (a scheduled workflow's trigger source).
+    see every run outcome and every poller append (tests wait on them). With reconcile
+    enabled, a scheduler child requests it every ``reconcile_interval_s`` (None: on
+    demand only, until a reload sets a period).
     """
     workflows = [enabled for enabled in workflows if enabled.settings.enabled]
     slots: dict[str, WorkflowSlot] = {}
@@ -364,14 +368,16 @@ def assemble(
                 shutdown_timeout_s=60.0,
             )
         )
-    if "reconcile" in slots and reconcile_interval_s is not None:
+    reconcile_interval: Interval | None = None
+    if "reconcile" in slots:
+        reconcile_interval = Interval(reconcile_interval_s)
         children.append(
             ChildSpec(
                 name="schedule:reconcile",
                 factory=partial(
                     ReconcileScheduler,
                     journal,
-                    interval_s=reconcile_interval_s,
+                    interval_s=reconcile_interval,
                     now=now,
                     appended=lambda: holder["dispatcher"].notify(),
                 ),
@@ -386,6 +392,7 @@ def assemble(
         deps=deps,
         journal=journal,
         now=now,
+        reconcile_interval=reconcile_interval,
     )
     if registry is not None:
         _register(pipeline, adapters, registry, metrics)

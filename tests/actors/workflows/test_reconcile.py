@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 import trio
 
+from actors import Interval
 from actors.messages import (
     Account,
     AccountChanged,
@@ -305,6 +306,42 @@ async def test_scheduler_requests_each_period_once(journal: Journal, autojump_cl
     restarted = ReconcileScheduler(journal, interval_s=4 * 3_600, now=wall)
     assert await restarted.tick() is False
     assert len(await appended(journal)) == 4
+
+
+async def test_a_changed_interval_reaches_the_running_scheduler(
+    journal: Journal, autojump_clock
+) -> None:
+    def wall() -> float:
+        return START + 6 * 3600 + trio.current_time()  # 06:00 UTC on 2026-01-01
+
+    interval = Interval(None)  # off: reconcile on demand only
+    async with trio.open_nursery() as nursery:
+        # Heartbeats every 12 h: each wake-up costs the autojump clock 20 ms of real time.
+        scheduler = ReconcileScheduler(
+            journal, interval_s=interval, now=wall, heartbeat_interval_s=43_200,
+            heartbeat_timeout_s=100_000,
+        )  # fmt: skip
+        await nursery.start(scheduler.run)
+        await trio.sleep(2 * 86_400 + 3_600)
+        assert await appended(journal) == []
+
+        interval.set(86_400)  # on: the missed day is requested within a heartbeat
+        await trio.sleep(43_200)
+        assert [r.period_end for r in await appended(journal)] == [date(2026, 1, 2)]
+
+        interval.set(7 * 86_400)  # weekly from that tick: nothing for six days …
+        await trio.sleep(6 * 86_400)
+        assert len(await appended(journal)) == 1
+        await trio.sleep(36 * 3_600)  # … then the first whole week
+        assert [(r.period_start, r.period_end) for r in await appended(journal)][1] == (
+            date(2026, 1, 1),
+            date(2026, 1, 7),
+        )
+
+        interval.set(None)  # off again
+        await trio.sleep(14 * 86_400)
+        assert len(await appended(journal)) == 2
+        scheduler.request_stop()
 
 
 def test_periods_are_whole_windows_of_days() -> None:
