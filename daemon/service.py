@@ -42,6 +42,7 @@ import trio
 
 from actors import ActorFailed, ChildSpec, HealthView, RestartPolicy, Supervisor
 from actors.errors import ConfigError, ControlError, PssyncError, StoreError
+from adapters.mapping import MappingSet
 from store import Journal, open_journal
 
 from .config import Config
@@ -51,6 +52,7 @@ from .control import (
     CredentialPolicy,
     DaemonControl,
     Reloader,
+    Settings,
     open_control_socket,
 )
 from .control.peer import group_id
@@ -84,6 +86,7 @@ def root_children(
     *,
     metrics: Metrics | None = None,
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    mappings: Mapping[str, MappingSet] | None = None,
 ) -> Pipeline:
     """The root supervisor's children: the pipeline of :mod:`daemon.pipeline` (systems,
     dispatcher, one runner per enabled workflow, the reconcile schedule), registered in
@@ -99,6 +102,7 @@ def root_children(
         registry=registry if registry is not None else ControlRegistry(),
         metrics=metrics,
         transports=transports,
+        mappings=mappings,
     )
 
 
@@ -261,10 +265,19 @@ async def _serve_journal(
         busy_timeout_ms=config.journal.busy_timeout_ms,
     ) as journal:
         metrics = Metrics.from_config(config)
+        # Read once: the adapters and the reloader (which reports later edits) start from
+        # the same mapping files.
+        settings = Settings.load(config)
         pipeline: Pipeline | None = None
         if children is None:
             pipeline = root_children(
-                config, journal, secrets, registry, metrics=metrics, transports=transports
+                config,
+                journal,
+                secrets,
+                registry,
+                metrics=metrics,
+                transports=transports,
+                mappings=settings.mappings,
             )
             own = list(pipeline.children)
         else:
@@ -274,7 +287,7 @@ async def _serve_journal(
         metrics.watch_health(HealthView(root))
         lifecycle = _Lifecycle(root, notifier, log)
         reloader = Reloader(
-            config,
+            settings,
             config_file=config_file,
             environ=environ,
             registry=registry,

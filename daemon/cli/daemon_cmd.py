@@ -59,10 +59,11 @@ def register(subparsers: Any) -> None:
 
     reload = subparsers.add_parser(
         "reload",
-        help="re-read the configuration file (systemd ExecReload=)",
-        description="Re-read and check the daemon's configuration file. An invalid file is "
-        "refused and the running configuration kept (exit 1). Lists what changed, what was "
-        "applied and what needs a restart.",
+        help="re-read the configuration and mapping files (systemd ExecReload=)",
+        description="Re-read and check the daemon's configuration file and its field "
+        "mappings. Anything invalid refuses the reload and the running settings stay (exit "
+        "1). Rate limits, mappings, poll intervals and the reconcile schedule apply at once; "
+        "the answer lists what changed, what was applied and what needs a restart.",
     )
     online.add_connection_options(reload)
     reload.set_defaults(handler=reload_command)

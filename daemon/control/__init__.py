@@ -24,5 +24,6 @@ from .registry import GovernorView as GovernorView
 from .registry import Pausable as Pausable
 from .registry import ReloadHook as ReloadHook
 from .reload import Reloader as Reloader
+from .reload import Settings as Settings
 from .reload import config_diff as config_diff
 from .server import ControlServer as ControlServer

@@ -110,7 +110,7 @@ class Drain(Mutation, frozen=True, kw_only=True, tag="drain"):
 
 
 class Reload(Mutation, frozen=True, kw_only=True, tag="reload"):
-    """Re-read the configuration file; refused (old one kept) if it is invalid."""
+    """Re-read the configuration and mapping files; refused (old ones kept) if invalid."""
 
 
 class Limits(Request, frozen=True, kw_only=True, tag="limits"):

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from ..config import Config
     from .protocol import Reconcile, Replay
+    from .reload import Settings
 
 
 @runtime_checkable
@@ -56,17 +56,23 @@ class GovernorView(Protocol):
 
 @runtime_checkable
 class ReloadHook(Protocol):
-    """Applies part of a new configuration to a running component.
+    """Applies part of new :class:`~daemon.control.reload.Settings` to a running component.
 
     ``prefixes`` are the dotted keys it handles (``"systems.crm.limits"`` covers every key
-    below it); changed keys that no hook covers are reported as needing a restart.
-    ``apply`` returns a one-line summary of what it changed; raising refuses nothing
-    (the new configuration is already valid) but is reported as a failed application.
+    below it); changed keys that no hook covers are reported as needing a restart. Hooks
+    whose keys changed are first asked to ``check`` the new settings — a ConfigError
+    refuses the whole reload and nothing is applied — then to ``apply`` them. ``apply``
+    returns a one-line summary of what it changed; raising there refuses nothing (the
+    settings are already in place) but is reported as a failed application.
     """
 
+    name: str
+    """What it reloads, as reported (``systems.crm.limits``, ``mappings``)."""
     prefixes: tuple[str, ...]
 
-    async def apply(self, old: Config, new: Config) -> str: ...
+    def check(self, old: Settings, new: Settings) -> None: ...
+
+    async def apply(self, old: Settings, new: Settings) -> str: ...
 
 
 ReplayHandler = Callable[["Replay"], Awaitable[Any]]

@@ -15,11 +15,12 @@ from actors.systems.poller import PollSettings
 from actors.workflows import Enabled, WorkflowSettings, WorkflowSpec, exception_owners
 from actors.workflows.catalog import SPECS
 from adapters.base import VendorAdapter
-from adapters.mapping import load_mappings
+from adapters.mapping import MappingSet, load_mappings
 from store import Journal
 
 from ..config import Config
-from ..systems import build_adapters, build_system_clients, governor_config
+from ..systems import build_adapters, build_system_clients
+from .reload_hooks import register_reload_hooks
 from .wiring import Pipeline, assemble
 
 if TYPE_CHECKING:
@@ -99,12 +100,15 @@ def build_pipeline(
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     now: Callable[[], float] = time.time,
     specs: Mapping[str, WorkflowSpec] | None = None,
+    mappings: Mapping[str, MappingSet] | None = None,
 ) -> Pipeline:
     """The daemon's pipeline from its configuration (see the module docstring).
 
     ``transports`` points systems at the sandbox (tests, the demo); ``specs`` defaults to
-    the six business workflows of :mod:`actors.workflows.catalog`. Raises ConfigError for
-    an unusable system (see :func:`daemon.systems.build_system_clients`).
+    the six business workflows of :mod:`actors.workflows.catalog`; ``mappings`` (by
+    vendor) default to the files of ``[mappings] directory``. Raises ConfigError for an
+    unusable system (see :func:`daemon.systems.build_system_clients`). What a reload can
+    change is registered in ``registry`` (:mod:`.reload_hooks`).
     """
     if specs is None:
         specs = SPECS
@@ -114,7 +118,9 @@ def build_pipeline(
         # Closing goes through the adapters (Pipeline.aclose). Should building an adapter
         # fail, the clients are dropped unopened: they hold no connection yet.
         clients = build_system_clients(config, secrets, transports=transports)
-        adapters = build_adapters(config, clients, load_mappings(config.mappings.directory))
+        if mappings is None:
+            mappings = load_mappings(config.mappings.directory)
+        adapters = build_adapters(config, clients, mappings)
     pipeline = assemble(
         list(adapters.values()),
         journal,
@@ -124,29 +130,8 @@ def build_pipeline(
         now=now,
         **config_wiring(config),
     )
-    for name, governor in registry.governors.items():
-        if name in config.systems:
-            registry.reload_hooks.append(LimitsReload(name, governor))
+    register_reload_hooks(pipeline, registry)
     return pipeline
-
-
-class LimitsReload:
-    """Applies ``systems.<name>.limits`` from a reloaded configuration to the running
-    governor (rate, burst, concurrency, quota and reserve), without a restart."""
-
-    def __init__(self, system: str, governor: Any) -> None:
-        self.system = system
-        self.governor = governor
-        self.prefixes = (f"systems.{system}.limits",)
-
-    async def apply(self, old: Config, new: Config) -> str:
-        """Reconfigure the governor; a one-line summary of the new limits."""
-        limits = governor_config(new.systems[self.system].limits)
-        self.governor.reconfigure(limits)
-        return (
-            f"{self.system}: {limits.rate_per_s:g}/s, burst {limits.burst}, "
-            f"{limits.max_concurrency} concurrent"
-        )
 
 
 def config_wiring(config: Config) -> dict[str, Any]:

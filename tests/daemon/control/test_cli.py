@@ -359,14 +359,19 @@ async def test_limits_replay_reconcile_unavailable_until_registered(
 
 
 class LimitsHook:
+    name = "systems.erp.limits"
     prefixes = ("systems.erp.limits",)
 
     def __init__(self) -> None:
         self.applied: list[float] = []
 
+    def check(self, old: Any, new: Any) -> None:
+        pass
+
     async def apply(self, old: Any, new: Any) -> str:
-        self.applied.append(new.systems["erp"].limits.rate_per_s)
-        return f"erp rate {new.systems['erp'].limits.rate_per_s}/s"
+        rate = new.config.systems["erp"].limits.rate_per_s
+        self.applied.append(rate)
+        return f"erp rate {rate}/s"
 
 
 async def test_reload_valid_and_invalid(start_daemon, capsys: pytest.CaptureFixture[str]) -> None:
