@@ -116,6 +116,10 @@ def status_command(args: argparse.Namespace) -> int:
     return online.run(args, "status", render_status)
 
 
+def _version(version: int | None) -> str:
+    return "-" if version is None else f"v{version}"
+
+
 def render_status(status: dict[str, Any]) -> str:
     backlog, journal = status["backlog"], status["journal"]
     head = key_values(
@@ -138,10 +142,17 @@ def render_status(status: dict[str, Any]) -> str:
         parts.append(
             table(
                 (
-                    (s["name"], s["kind"], s["vendor"], s.get("state"), s.get("paused"))
+                    (
+                        s["name"],
+                        s["kind"],
+                        s["vendor"],
+                        _version(s.get("mapping_version")),
+                        s.get("state"),
+                        s.get("paused"),
+                    )
                     for s in status["systems"]
                 ),
-                ("system", "kind", "vendor", "state", "paused"),
+                ("system", "kind", "vendor", "mapping", "state", "paused"),
             )
         )
     if status["workflows"]:

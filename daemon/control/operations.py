@@ -115,6 +115,8 @@ class DaemonControl:
 
     async def status(self) -> dict[str, Any]:
         config = self.config
+        # The mapping files in force (a successful reload has applied them to the adapters).
+        mappings = self.reloader.settings.mappings
         stats = await self.journal.stats()
         cursors = await self.journal.cursors()
         systems = [
@@ -122,6 +124,9 @@ class DaemonControl:
                 "name": name,
                 "kind": system.kind,
                 "vendor": system.vendor,
+                "mapping_version": (
+                    mappings[system.vendor].version if system.vendor in mappings else None
+                ),
                 **_component(self.registry.systems.get(name), "system actor"),
             }
             for name, system in sorted(config.systems.items())

@@ -36,11 +36,18 @@ async def test_status_table_and_json(start_daemon, capsys: pytest.CaptureFixture
 
     assert text.startswith("state            running (healthy)\n")
     assert "exceptions open  0" in text
-    assert "erp     erp   netsuite  polling  no" in text
+    assert "erp     erp   netsuite  v1       polling  no" in text
     assert status["pid"] == os.getpid()
     assert status["state"] == "running"
     assert status["systems"] == [
-        {"name": "erp", "kind": "erp", "vendor": "netsuite", "state": "polling", "paused": False}
+        {
+            "name": "erp",
+            "kind": "erp",
+            "vendor": "netsuite",
+            "mapping_version": 1,
+            "state": "polling",
+            "paused": False,
+        }
     ]
     assert status["journal"]["path"] == daemon.config.journal.path
     assert status["journal"]["bytes"] > 0

@@ -130,9 +130,13 @@ class Daemon:
 
     async def reload(self) -> dict[str, Any]:
         """``pssync reload`` over the control socket: the daemon's answer, as JSON."""
+        return await self.ask("reload")
+
+    async def ask(self, op: str) -> dict[str, Any]:
+        """One request over the control socket: the daemon's answer, as JSON."""
         stream = await trio.open_unix_socket(self.config.control.socket_path)
         async with stream:
-            await stream.send_all(b'{"id": 1, "op": "reload"}\n')
+            await stream.send_all(json.dumps({"id": 1, "op": op}).encode() + b"\n")
             received = b""
             while not received.endswith(b"\n"):
                 chunk = await stream.receive_some()

@@ -86,6 +86,9 @@ async def test_reload_applies_limits_mappings_and_schedules_without_a_restart(
     schedules = hook(daemon, ScheduleReload)
     assert schedules.polls["crm"].seconds == 7.0
     assert schedules.reconcile.seconds == 7200.0
+    status = (await daemon.ask("status"))["result"]
+    versions = {s["name"]: s["mapping_version"] for s in status["systems"]}
+    assert versions == {"crm": 1, "psa": 1, "erp": 2, "billing": 1}
 
     # … and use them: the next customer's website lands in the newly mapped field.
     daemon.scenario.win_deals(1)
