@@ -13,7 +13,7 @@ command executed twice (a step retried after a crash) therefore reports the same
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
@@ -30,8 +30,10 @@ __all__ = [
     "CommandResult",
     "FeedPage",
     "ProjectTotals",
+    "ReceivablesReader",
     "TotalsQuery",
     "VendorAdapter",
+    "receivables_read",
 ]
 
 
@@ -100,7 +102,10 @@ class ChangeFeed(Protocol):
 
 @runtime_checkable
 class VendorAdapter(Protocol):
-    """One configured system's vendor API, spoken in canonical messages."""
+    """One configured system's vendor API, spoken in canonical messages.
+
+    An ERP's adapter may also offer the optional :class:`ReceivablesReader` read.
+    """
 
     system: str
     """The configured system name (``crm``, ``erp_uk``)."""
@@ -129,3 +134,31 @@ class VendorAdapter(Protocol):
     async def aclose(self) -> None:
         """Release the HTTP client."""
         ...
+
+
+class ReceivablesReader(Protocol):
+    """An optional capability of a :class:`VendorAdapter`: an ERP's receivables.
+
+    Not part of :class:`VendorAdapter`, because only an ERP holds receivables and an
+    adapter should not have to declare a read it cannot make. An adapter that offers it
+    defines this one method; the system actor finds it with :func:`receivables_read` and
+    answers a receivables request to any other adapter with a PermanentError.
+    """
+
+    async def receivables(self, query: TotalsQuery) -> ProjectTotals:
+        """The invoices held for one project and period: ``amount`` is their total (one
+        currency), ``entries`` their count; a project the ERP does not know has zero."""
+        ...
+
+
+def receivables_read(
+    adapter: object,
+) -> Callable[[TotalsQuery], Awaitable[ProjectTotals]] | None:
+    """``adapter.receivables`` (:class:`ReceivablesReader`) if it offers one, else None.
+
+    An attribute look-up rather than ``isinstance`` with a runtime-checkable protocol:
+    wrappers that delegate through ``__getattr__`` (the test stacks' watched adapters)
+    still count, which ``isinstance`` stopped allowing in Python 3.12.
+    """
+    read = getattr(adapter, "receivables", None)
+    return read if callable(read) else None

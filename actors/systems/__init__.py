@@ -13,11 +13,14 @@ from .lanes import LaneQueue as LaneQueue
 from .messages import ExecuteCommand as ExecuteCommand
 from .messages import GetSystemStatus as GetSystemStatus
 from .messages import PauseSystem as PauseSystem
+from .messages import QueryReceivables as QueryReceivables
 from .messages import QueryTotals as QueryTotals
+from .messages import ReceivablesNotOffered as ReceivablesNotOffered
 from .messages import ResumeSystem as ResumeSystem
 from .messages import SystemRequest as SystemRequest
 from .messages import execute as execute
 from .messages import pause_system as pause_system
+from .messages import query_receivables as query_receivables
 from .messages import query_totals as query_totals
 from .messages import resume_system as resume_system
 from .messages import system_status as system_status

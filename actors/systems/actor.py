@@ -13,6 +13,10 @@ It owns the system's :class:`~adapters.base.VendorAdapter` (and through its
   actor stops reading its mailbox, so askers wait in ``send`` (under their ask deadline).
 - **Errors are answers.** A vendor failure (or any error of the adapter) goes back to the
   asker through its Reply; the actor carries on. Only a bug in the actor itself ends it.
+- **Reconciliation reads.** Totals and receivables queries travel the ANALYTICS lane,
+  under the same ``command_timeout_s``. Receivables are an optional read
+  (:class:`~adapters.base.ReceivablesReader`): asked of an adapter without one, the actor
+  answers :class:`~actors.systems.messages.ReceivablesNotOffered` at once.
 - **Pause.** While the system's :class:`SystemControl` is paused no request starts;
   in-flight ones finish. Requests keep being accepted and queued.
 - **Drain.** Closing the mailbox (``request_stop``) lets queued and in-flight work finish,
@@ -40,7 +44,7 @@ from actors.ask import Reply
 from actors.errors import AdapterError, MailboxClosed, RetryableError
 from actors.mailbox import Mailbox
 from actors.messages.commands import command_tag
-from adapters.base import VendorAdapter
+from adapters.base import VendorAdapter, receivables_read
 from adapters.governor import Lane
 
 from .control import SystemControl
@@ -49,7 +53,9 @@ from .messages import (
     ExecuteCommand,
     GetSystemStatus,
     PauseSystem,
+    QueryReceivables,
     QueryTotals,
+    ReceivablesNotOffered,
     ResumeSystem,
     SystemRequest,
 )
@@ -71,7 +77,7 @@ class _Job:
 
 
 class SystemActor(Actor[SystemRequest]):
-    """Executes one system's commands and totals queries by lane priority."""
+    """Executes one system's commands and reconciliation reads by lane priority."""
 
     def __init__(
         self,
@@ -141,6 +147,14 @@ class SystemActor(Actor[SystemRequest]):
             case QueryTotals(query=query, reply=reply):
                 work = partial(self.adapter.totals, query)
                 await self._enqueue(_Job(Lane.ANALYTICS, "totals", "", work, reply))
+            case QueryReceivables(query=query, reply=reply):
+                read = receivables_read(self.adapter)
+                if read is None:
+                    error = ReceivablesNotOffered(system=self.system, vendor=self._vendor())
+                    self._answer_error(reply, error, "receivables", "")
+                    return
+                work = partial(read, query)
+                await self._enqueue(_Job(Lane.ANALYTICS, "receivables", "", work, reply))
             case PauseSystem(reply=reply):
                 changed = self.control.pause()
                 if changed:
@@ -228,6 +242,11 @@ class SystemActor(Actor[SystemRequest]):
         reply.fail(error)
 
     # -- bookkeeping -------------------------------------------------------------------
+
+    def _vendor(self) -> str:
+        """The adapter's vendor (its mappings say), else its class name."""
+        vendor = getattr(getattr(self.adapter, "mappings", None), "vendor", None)
+        return vendor if isinstance(vendor, str) and vendor else type(self.adapter).__name__
 
     def _wake(self) -> None:
         # Set and replace here, not in the waiter: every task waiting now holds the old

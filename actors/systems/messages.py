@@ -4,6 +4,11 @@ Every request carries its own :class:`~actors.ask.Reply`; the actor answers each
 once, with the result or with the error (a vendor failure is an answer, not a crash)::
 
     result = await execute(systems.mailboxes["erp"], command, timeout_s=60)
+
+Reconciliation reads (analytics lane): :func:`query_totals` from any system that keeps
+totals, :func:`query_receivables` from an ERP whose adapter offers the optional
+:class:`~adapters.base.ReceivablesReader` read. Asked of one that does not, the actor
+answers :class:`ReceivablesNotOffered`.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actors.ask import Reply, ask
+from actors.errors import PermanentError
 from actors.mailbox import Mailbox
 from actors.messages import AnyCommand
 from adapters.base import CommandResult, ProjectTotals, TotalsQuery
@@ -21,11 +27,14 @@ __all__ = [
     "ExecuteCommand",
     "GetSystemStatus",
     "PauseSystem",
+    "QueryReceivables",
     "QueryTotals",
+    "ReceivablesNotOffered",
     "ResumeSystem",
     "SystemRequest",
     "execute",
     "pause_system",
+    "query_receivables",
     "query_totals",
     "resume_system",
     "system_status",
@@ -49,6 +58,31 @@ class QueryTotals:
 
 
 @dataclass(frozen=True, slots=True)
+class QueryReceivables:
+    """Sent by the reconcile workflow: this ERP's receivables (the invoices it holds) for a
+    project and period, as :class:`ProjectTotals` (``amount`` invoiced, ``entries``)."""
+
+    query: TotalsQuery
+    reply: Reply[ProjectTotals]
+
+
+class ReceivablesNotOffered(PermanentError):
+    """The answer to :class:`QueryReceivables` when the system's adapter has no
+    receivables read: a property of the vendor adapter, not of the project asked about."""
+
+    CODE = "UNSUPPORTED_RECEIVABLES"
+
+    def __init__(self, *, system: str, vendor: str) -> None:
+        super().__init__(
+            f"the {vendor} adapter offers no receivables read (the invoices an ERP holds"
+            " per project and period)",
+            system=system,
+            code=self.CODE,
+        )
+        self.vendor = vendor
+
+
+@dataclass(frozen=True, slots=True)
 class PauseSystem:
     """Sent by the control server (``pssync pause SYSTEM``); answers whether it changed."""
 
@@ -69,7 +103,9 @@ class GetSystemStatus:
     reply: Reply[SystemStatus]
 
 
-SystemRequest = ExecuteCommand | QueryTotals | PauseSystem | ResumeSystem | GetSystemStatus
+SystemRequest = (
+    ExecuteCommand | QueryTotals | QueryReceivables | PauseSystem | ResumeSystem | GetSystemStatus
+)
 """The closed union a :class:`~actors.systems.actor.SystemActor` serves."""
 
 
@@ -89,6 +125,17 @@ async def query_totals(
 ) -> ProjectTotals:
     """Reconciliation totals from the system behind ``mailbox`` (analytics lane)."""
     return await ask(mailbox, lambda reply: QueryTotals(query, reply), timeout_s=timeout_s)
+
+
+async def query_receivables(
+    mailbox: Mailbox[SystemRequest], query: TotalsQuery, *, timeout_s: float
+) -> ProjectTotals:
+    """The ERP's receivables for a project and period (analytics lane).
+
+    Raises :class:`ReceivablesNotOffered` when the system's adapter has no receivables
+    read; otherwise as :func:`query_totals`.
+    """
+    return await ask(mailbox, lambda reply: QueryReceivables(query, reply), timeout_s=timeout_s)
 
 
 async def pause_system(mailbox: Mailbox[SystemRequest], *, timeout_s: float) -> bool:

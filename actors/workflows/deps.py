@@ -16,7 +16,13 @@ from typing import Protocol
 from actors.errors import PermanentError
 from actors.mailbox import Mailbox
 from actors.messages import AnyCommand, Envelope
-from actors.systems import SystemRequest, event_record, execute, query_totals
+from actors.systems import (
+    SystemRequest,
+    event_record,
+    execute,
+    query_receivables,
+    query_totals,
+)
 from adapters.base import CommandResult, ProjectTotals, TotalsQuery
 from store import Journal
 
@@ -105,6 +111,13 @@ class WorkflowDeps:
     async def totals(self, system: str, query: TotalsQuery) -> ProjectTotals:
         """Reconciliation totals from ``system``."""
         return await query_totals(self._mailbox(system), query, timeout_s=self.command_timeout_s)
+
+    async def receivables(self, system: str, query: TotalsQuery) -> ProjectTotals:
+        """The receivables (invoices held) of ERP ``system`` for reconciliation; raises
+        :class:`~actors.systems.ReceivablesNotOffered` if its adapter has no such read."""
+        return await query_receivables(
+            self._mailbox(system), query, timeout_s=self.command_timeout_s
+        )
 
     async def publish(self, journal: Journal, envelope: Envelope) -> bool:
         """Append an event pssync itself raises (ProjectActivated); True if it was new."""

@@ -7,11 +7,14 @@ provisioned, i.e. every project with a ProjectActivated in the journal). It come
 
 1. ``read:<project>`` — the totals: PSA approved time (``deps.totals(psa)``), the ERP's
    time postings (the ERP that holds the project's job in the id map, else the only ERP),
-   billing's invoiced total, and the ERP's receivables when ``deps`` offers
-   ``receivables(system, query)`` (the system actors serve ``totals`` only today; without
-   it the billing check is skipped and the result says so). A read the vendor refuses
-   (e.g. the PSA has no such workspace) becomes that project's ``read`` exception; the
-   other projects are still compared.
+   billing's invoiced total, and the same ERP's receivables (``deps.receivables(erp)``).
+   A read the vendor refuses (e.g. the PSA has no such workspace) becomes that project's
+   ``read`` exception (category ``project``): nothing of it is compared, the other
+   projects still are. An ERP whose adapter offers no receivables read at all
+   (:class:`~actors.systems.ReceivablesNotOffered`) is not a fault of the project's
+   records: its ``time`` check is still made, and the ``billing`` check that could not be
+   becomes a ``billing_read`` exception (category ``billing``) saying so and stating what
+   billing invoiced, so the gap is never silent.
 2. Checks, each compared exactly:
 
    - ``time``: hours at minute resolution (Kantata counts minutes and converts with
@@ -25,7 +28,8 @@ provisioned, i.e. every project with a ProjectActivated in the journal). It come
 3. ``exception:<project>:<check>`` — a mismatch opens an exception (``time`` or
    ``billing``) stating both figures and the difference, amount = the money difference,
    unless one is already open for the same project, period and check (re-running never
-   duplicates). The exception is not a run failure: the run completes.
+   duplicates). ``read`` and ``billing_read`` exceptions are opened the same way, without
+   an amount. The exception is not a run failure: the run completes.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from actors.messages import (
     event_tag,
     minor_unit_exponent,
 )
+from actors.systems import ReceivablesNotOffered
 from adapters.base import ProjectTotals, TotalsQuery
 from store import ExceptionRecord
 
@@ -69,6 +74,9 @@ class Reading(msgspec.Struct, frozen=True, kw_only=True):
     receivables: ProjectTotals | None = None
     problem: str = ""
     """Why the totals could not be read (a vendor refused); empty when they were."""
+    receivables_problem: str = ""
+    """Why the ERP's receivables could not be read (its adapter offers no such read);
+    empty when they were. Only the billing check depends on them."""
 
 
 class Mismatch(msgspec.Struct, frozen=True, kw_only=True):
@@ -139,7 +147,22 @@ def compare(query: TotalsQuery, reading: Reading) -> list[Mismatch]:
                 )
             )
     billing, receivables = reading.billing, reading.receivables
-    if billing is not None and receivables is not None:
+    if reading.receivables_problem:
+        invoiced = ""
+        if billing is not None:
+            invoiced = (
+                f" {billing.system} invoiced {_money(billing.amount)} ({billing.entries} invoices);"
+            )
+        found.append(
+            Mismatch(
+                check="billing_read",
+                category="billing",
+                message=f"{what}: billing was not compared with the ERP's receivables, which"
+                f" could not be read: {reading.receivables_problem}.{invoiced} check them"
+                " against the ERP by hand. The time check was made",
+            )
+        )
+    elif billing is not None and receivables is not None:
         invoiced, posted = _pair(billing.amount, receivables.amount)
         if invoiced != posted:
             difference = _difference(invoiced, posted)
@@ -177,24 +200,30 @@ async def _projects(ctx: RunContext, request: ReconciliationRequested) -> tuple[
 async def _read(ctx: RunContext, query: TotalsQuery) -> Reading:
     deps = ctx.deps
     erp = await _erp_of(ctx, query.project_id)
-    receivables = getattr(deps, "receivables", None)
+    erp_totals = erp_receivables = None
+    receivables_problem = ""
     try:
         psa_totals = await deps.totals(deps.system("psa"), query)
-        erp_totals = await deps.totals(erp, query) if erp else None
+        if erp is not None:
+            erp_totals = await deps.totals(erp, query)
         billing_totals = await deps.totals(deps.system("billing"), query)
-        erp_receivables = await receivables(erp, query) if erp and receivables else None
+        if erp is not None:
+            try:
+                erp_receivables = await deps.receivables(erp, query)
+            except ReceivablesNotOffered as exc:
+                # The ERP's adapter, not this project, lacks the read: compare what can be.
+                receivables_problem = str(exc)
     except PermanentError as exc:
         # One project's unreadable records must not hide every other project's result.
         return Reading(problem=str(exc))
     if erp is None:
         return Reading(problem="no ERP holds the project's job and several ERPs are configured")
-    if receivables is None:
-        log.warning(
-            "billing vs ERP receivables not compared: the ERP offers no receivables read",
-            project=query.project_id,
-        )
     return Reading(
-        psa=psa_totals, erp=erp_totals, billing=billing_totals, receivables=erp_receivables
+        psa=psa_totals,
+        erp=erp_totals,
+        billing=billing_totals,
+        receivables=erp_receivables,
+        receivables_problem=receivables_problem,
     )
 
 
@@ -281,7 +310,15 @@ def _hours(hours: Decimal) -> str:
 
 
 def _money(money: Money | None) -> str:
-    return "nothing" if money is None else f"{money.amount:f} {money.currency}"
+    """``1200.00 USD``: padded to the currency's minor unit, never rounded (a sub-cent
+    figure keeps its digits, so no difference is hidden)."""
+    if money is None:
+        return "nothing"
+    amount, places = money.amount, minor_unit_exponent(money.currency)
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -places:
+        amount = amount.quantize(Decimal(1).scaleb(-places))
+    return f"{amount:f} {money.currency}"
 
 
 def _no_amount(events: tuple[Envelope, ...]) -> None:

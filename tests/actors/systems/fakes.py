@@ -19,6 +19,7 @@ from actors.messages import (
     FinalizeInvoice,
     InvoiceStatus,
     InvoiceStatusChanged,
+    Money,
     UpdateAccountFields,
 )
 from adapters.base import CommandResult, FeedPage, ProjectTotals, TotalsQuery
@@ -116,6 +117,29 @@ class FakeAdapter:
 
     async def aclose(self) -> None:
         self.closed = True
+
+
+class FakeErp(FakeAdapter):
+    """A vendor that also offers the optional receivables read (``adapters.base``)."""
+
+    def __init__(self, system: str = "erp") -> None:
+        super().__init__(system)
+        self.receivables_asked: list[TotalsQuery] = []
+
+    async def receivables(self, query: TotalsQuery) -> ProjectTotals:
+        self.receivables_asked.append(query)
+        self.changes.notify()
+        if self.hold is not None:
+            await self.hold.wait()
+        await trio.lowlevel.checkpoint()
+        return ProjectTotals(
+            system=self.system,
+            project_id=query.project_id,
+            period_start=query.period_start,
+            period_end=query.period_end,
+            amount=Money.of("1250.00", "USD"),
+            entries=2,
+        )
 
 
 class FakeFeed:

@@ -9,17 +9,20 @@ import trio
 from trio.testing import wait_all_tasks_blocked
 
 from actors.errors import AskTimeout, MailboxClosed, PermanentError, RetryableError
+from actors.messages import Money
 from actors.systems import (
+    ReceivablesNotOffered,
     SystemActor,
     SystemControl,
     execute,
     pause_system,
+    query_receivables,
     query_totals,
     resume_system,
     system_status,
 )
 
-from .fakes import FakeAdapter, bulk, posting, totals_query
+from .fakes import FakeAdapter, FakeErp, bulk, posting, totals_query
 
 LONG = 10_000.0
 
@@ -105,6 +108,69 @@ async def test_totals_queries_are_answered(autojump_clock):
         totals = await query_totals(actor.mailbox, totals_query(), timeout_s=LONG)
         actor.request_stop()
     assert (totals.project_id, totals.entries) == ("P-1", 3)
+
+
+async def test_receivables_queries_travel_the_analytics_lane_and_are_answered(autojump_clock):
+    adapter = FakeErp()
+    async with trio.open_nursery() as nursery:
+        actor = await start(nursery, adapter)
+        actor.control.pause()  # hold the queue still to see which lane the request waits in
+        answers = []
+        answered = trio.Event()
+
+        async def ask() -> None:
+            answers.append(await query_receivables(actor.mailbox, totals_query(), timeout_s=LONG))
+            answered.set()
+
+        nursery.start_soon(ask)
+        await wait_all_tasks_blocked()
+        assert actor.control.queued == {"critical": 0, "master_data": 0, "analytics": 1}
+        assert adapter.receivables_asked == []
+
+        actor.control.resume()
+        await answered.wait()
+        actor.request_stop()
+    [totals] = answers
+    assert adapter.receivables_asked == [totals_query()]
+    assert (totals.system, totals.project_id, totals.entries) == ("erp", "P-1", 2)
+    assert totals.amount == Money.of("1250.00", "USD")
+    assert (actor.control.executed, actor.control.failed) == (1, 0)
+
+
+async def test_a_receivables_read_that_hangs_answers_a_retryable_timeout(autojump_clock):
+    adapter = FakeErp()
+    adapter.hold = trio.Event()  # never set: the vendor hangs
+    async with trio.open_nursery() as nursery:
+        actor = await start(nursery, adapter, command_timeout_s=30)
+        started = trio.current_time()
+        with pytest.raises(RetryableError, match="receivables: no result within 30 s") as caught:
+            await query_receivables(actor.mailbox, totals_query(), timeout_s=LONG)
+        assert trio.current_time() - started == pytest.approx(30)
+        actor.request_stop()
+    assert caught.value.code == "TIMEOUT"
+
+
+async def test_an_adapter_without_a_receivables_read_refuses_it_and_carries_on(autojump_clock):
+    adapter = FakeAdapter("billing")  # totals, but no receivables
+    async with trio.open_nursery() as nursery:
+        actor = await start(nursery, adapter)
+        with pytest.raises(ReceivablesNotOffered) as caught:
+            await query_receivables(actor.mailbox, totals_query(), timeout_s=LONG)
+        totals = await query_totals(actor.mailbox, totals_query(), timeout_s=LONG)
+        actor.request_stop()
+    refusal = caught.value
+    assert isinstance(refusal, PermanentError)  # never retried; not an AttributeError
+    assert (refusal.system, refusal.vendor, refusal.code) == (
+        "billing",
+        "FakeAdapter",  # no mappings to name the vendor: the adapter's class does
+        "UNSUPPORTED_RECEIVABLES",
+    )
+    assert str(refusal) == (
+        "billing: the FakeAdapter adapter offers no receivables read"
+        " (the invoices an ERP holds per project and period)"
+    )
+    assert totals.entries == 3
+    assert (actor.control.executed, actor.control.failed) == (1, 1)
 
 
 async def test_pause_lets_in_flight_finish_and_starts_nothing_until_resumed(autojump_clock):

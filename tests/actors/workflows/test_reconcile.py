@@ -19,11 +19,17 @@ from actors import Interval
 from actors.messages import (
     Account,
     AccountChanged,
+    CreateInvoice,
     CreateProjectFromTemplate,
     Envelope,
     ExternalRef,
+    FinalizeInvoice,
     FinancialDimensions,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
     Money,
+    PostInvoice,
     PostTimeEntries,
     Project,
     ProjectActivated,
@@ -32,13 +38,14 @@ from actors.messages import (
     decode_envelope,
 )
 from actors.workflows import ReplaySelection, replay
-from actors.workflows.reconcile import SPEC
+from actors.workflows.reconcile import SPEC, Reading
 from actors.workflows.schedule import (
     ReconcileScheduler,
     last_complete_period,
     request_reconciliation,
 )
-from adapters.base import ProjectTotals, TotalsQuery
+from adapters.base import TotalsQuery
+from adapters.netsuite import NetSuiteAdapter
 from store import Journal
 from tests.e2e.stack import OWNERS, START, Stack, open_stack
 
@@ -232,41 +239,201 @@ async def test_a_project_the_psa_does_not_know_is_reported_and_others_compared(
         assert run.status == "completed"
 
 
-async def test_billing_is_compared_with_erp_receivables_when_offered(
+async def issue_invoice(
+    stack: Stack, project: Project, number: int, amount: str, *, to_erp: bool = True
+) -> str:
+    """A project invoice issued in billing as milestone_to_invoice issues it (created,
+    finalized) and, with ``to_erp``, posted to the ERP against the project's job; returns
+    NetSuite's invoice id ("" when not posted)."""
+    deps = stack.pipeline.deps
+    price = Money.of(amount, "USD")
+    invoice = Invoice(
+        id=f"ms-{project.id}-{number}",
+        account_id=project.account_id,
+        project_id=project.id,
+        currency="USD",
+        legal_entity="PSF-US",
+        lines=(
+            InvoiceLine(
+                id=f"{project.id}-{number}",
+                description="milestone",
+                unit_price=price,
+                amount=price,
+                project_id=project.id,
+            ),
+        ),
+    )
+    customers = {
+        system: await stack.journal.system_id("account", project.account_id, system)
+        for system in ("billing", "erp")
+    }
+    if customers["billing"] is None:
+        account = await usd_account(stack)
+        result = await deps.execute(
+            "billing", UpsertCustomer(idempotency_key=f"t-billing-{account.id}", account=account)
+        )
+        customers["billing"] = result.ids[account.id]
+        await stack.journal.map_id(
+            "account", account.id, "billing", customers["billing"], stack.now()
+        )
+    key = f"t-invoice-{project.id}-{number}"
+    created = await deps.execute(
+        "billing",
+        CreateInvoice(
+            idempotency_key=f"{key}-c", invoice=invoice, customer_id=customers["billing"]
+        ),
+    )
+    finalized = await deps.execute(
+        "billing", FinalizeInvoice(idempotency_key=f"{key}-f", invoice_id=created.ids["invoice"])
+    )
+    if not to_erp:
+        return ""
+    issued = msgspec.structs.replace(
+        invoice,
+        number=finalized.details.get("number", ""),
+        status=InvoiceStatus.OPEN,
+        issue_date=datetime.fromtimestamp(stack.now(), UTC).date(),
+    )
+    posted = await deps.execute(
+        "erp",
+        PostInvoice(
+            idempotency_key=f"{key}-p",
+            invoice=issued,
+            customer_id=customers["erp"],
+            dimensions=DIMENSIONS,
+        ),
+    )
+    return posted.ids[invoice.id]
+
+
+async def readings(stack: Stack, project_id: str) -> list[Reading]:
+    """The ``read:<project>`` step of every reconcile run, oldest first."""
+    found = []
+    for run in sorted(await stack.runs(workflow="reconcile"), key=lambda run: run.id):
+        step = (await stack.journal.get_steps(run.id)).get(f"read:{project_id}")
+        if step is not None:
+            found.append(msgspec.msgpack.decode(step.result, type=Reading))
+    return found
+
+
+async def test_billing_that_agrees_with_erp_receivables_opens_nothing_and_a_missing_invoice_one(
     tmp_path, autojump_clock
 ) -> None:
     async with open_stack(tmp_path, workflows=(SPEC,)) as stack:
+        stack.pipeline.deps.owners = OWNERS
         await stack.until_idle()
-        await project_with_time(stack, "PRJ-R3")
-        erp = stack.adapters["erp"]
+        project = await project_with_time(stack, "PRJ-R3")
+        await issue_invoice(stack, project, 1, "1200.00")
+        await issue_invoice(stack, project, 2, "80.25")
 
-        async def receivables(system: str, query: TotalsQuery):
-            assert system == "erp"
-            return await erp.receivables(query)  # type: ignore[attr-defined]
+        await reconcile(stack, ("PRJ-R3",))
 
-        async def invoiced(system: str, query: TotalsQuery):
-            if system == "billing":  # billing says it invoiced 300 USD; the ERP has nothing
-                return ProjectTotals(
-                    system="billing",
-                    project_id=query.project_id,
-                    period_start=query.period_start,
-                    period_end=query.period_end,
-                    amount=Money.of("300.00", "USD"),
-                    entries=1,
-                )
-            return await totals(system, query)
+        assert await stack.exceptions() == []
+        [reading] = await readings(stack, "PRJ-R3")  # both sides were read and compared
+        assert reading.billing is not None
+        assert reading.receivables is not None
+        assert reading.billing.amount == reading.receivables.amount == Money.of("1280.25", "USD")
+        assert (reading.billing.entries, reading.receivables.entries) == (2, 2)
+        assert reading.receivables.system == "erp"
 
-        deps = stack.pipeline.deps
-        totals = deps.totals
-        deps.receivables = receivables
-        deps.totals = invoiced
+        # An invoice billing issued never reached the ERP.
+        await issue_invoice(stack, project, 3, "450.10", to_erp=False)
 
         await reconcile(stack, ("PRJ-R3",))
 
         [exception] = await stack.exceptions()
+        assert (exception.workflow, exception.category, exception.owner) == (
+            "reconcile",
+            "billing",
+            "billing-ops",
+        )
+        assert (exception.amount, exception.currency) == (Decimal("450.10"), "USD")
+        assert "PRJ-R3, 2026-01-01 to 2026-01-31" in exception.message
+        assert "billing invoiced 1730.35 USD (3 invoices)" in exception.message
+        assert "erp holds 1280.25 USD of receivables (2 invoices)" in exception.message
+        assert "difference 450.10 USD" in exception.message
+        assert msgspec.json.decode(exception.detail)["check"] == "billing"
+
+        # Reconciling again while it is open, or replaying the history, opens nothing new.
+        await reconcile(stack, ("PRJ-R3",))
+        await reconcile(stack)
+        await replay(stack.journal, SPEC, ReplaySelection(from_seq=1), now=stack.now())
+        stack.pipeline.workflows["reconcile"].runner.notify()
+        await stack.until_idle()
+        assert [e.id for e in await stack.exceptions()] == [exception.id]
+        runs = await stack.runs(workflow="reconcile")
+        assert {run.status for run in runs} == {"completed"}
+        assert stack.duplicates() == {}
+
+
+async def test_an_erp_invoice_of_another_amount_opens_one_billing_exception(
+    tmp_path, autojump_clock
+) -> None:
+    async with open_stack(tmp_path, workflows=(SPEC,)) as stack:
+        stack.pipeline.deps.owners = OWNERS
+        await stack.until_idle()
+        project = await project_with_time(stack, "PRJ-R4")
+        await issue_invoice(stack, project, 1, "2000.00")
+        erp_invoice = await issue_invoice(stack, project, 2, "300.00")
+        await reconcile(stack, ("PRJ-R4",))
+        assert await stack.exceptions() == []
+
+        # Someone edits the ERP's copy of the second invoice: 300.01 instead of 300.00.
+        state = netsuite(stack)
+        lines = state.records["invoice"][int(erp_invoice)]["item"]
+        edited = [{**line, "amount": 300.01, "rate": 300.01} for line in lines]
+        state.update("invoice", int(erp_invoice), {"item": {"items": edited}})
+
+        await reconcile(stack, ("PRJ-R4",))
+        await reconcile(stack, ("PRJ-R4",))
+
+        [exception] = await stack.exceptions()
         assert exception.category == "billing"
-        assert (exception.amount, exception.currency) == (Decimal("300.00"), "USD")
-        assert "invoiced 300.00 USD" in exception.message
+        assert (exception.amount, exception.currency) == (Decimal("0.01"), "USD")
+        assert "billing invoiced 2300.00 USD" in exception.message
+        assert "erp holds 2300.01 USD" in exception.message
+        assert "difference -0.01 USD" in exception.message
+
+        # Once a person has fixed the ERP and closed it, the same check is clean again.
+        fixed = [{**line, "amount": 300.0, "rate": 300.0} for line in lines]
+        state.update("invoice", int(erp_invoice), {"item": {"items": fixed}})
+        await stack.journal.resolve_exception(exception.id, "ops", "fixed", stack.now())
+        await reconcile(stack, ("PRJ-R4",))
+        assert await stack.exceptions() == []
+
+
+async def test_an_erp_without_a_receivables_read_says_billing_was_not_compared(
+    tmp_path, autojump_clock, monkeypatch
+) -> None:
+    # An ERP whose adapter has no receivables read (say a legacy ERP's): NetSuite's
+    # adapter, everything real, but without the optional method.
+    monkeypatch.delattr(NetSuiteAdapter, "receivables")
+    async with open_stack(tmp_path, workflows=(SPEC,)) as stack:
+        stack.pipeline.deps.owners = OWNERS
+        await stack.until_idle()
+        project = await project_with_time(stack, "PRJ-R5")
+        await issue_invoice(stack, project, 1, "640.00")
+        # A time difference too: the time check must still be made.
+        state = netsuite(stack)
+        bill_id, bill = next(iter(state.records["timebill"].items()))
+        state.update("timebill", bill_id, {"hours": float(Decimal(str(bill["hours"])) + 1)})
+
+        await reconcile(stack, ("PRJ-R5",))
+        await reconcile(stack, ("PRJ-R5",))
+
+        found = {e.category: e for e in await stack.exceptions()}
+        assert sorted(found) == ["billing", "time"]
+        assert "difference -1.00 h" in found["time"].message
+        unread = found["billing"]
+        assert unread.owner == "billing-ops"
+        assert (unread.amount, unread.currency) == (None, None)
+        assert msgspec.json.decode(unread.detail)["check"] == "billing_read"
+        assert "PRJ-R5, 2026-01-01 to 2026-01-31" in unread.message
+        assert "billing was not compared with the ERP's receivables" in unread.message
+        assert "erp: the netsuite adapter offers no receivables read" in unread.message
+        assert "billing invoiced 640.00 USD (1 invoices)" in unread.message
+        runs = await stack.runs(workflow="reconcile")
+        assert [run.status for run in runs] == ["completed", "completed"]
 
 
 async def appended(journal: Journal) -> list[Any]:
