@@ -246,12 +246,11 @@ async def _open_once(ctx: RunContext, query: TotalsQuery, mismatch: Mismatch) ->
             if _marker_of(record) == marker:
                 log.info("mismatch already has an open exception", exception_id=record.id)
                 return record.id
-        owners = getattr(ctx.deps, "owners", None) or {}
         amount = mismatch.amount
         opened = await ctx.journal.open_exception(
             workflow=ctx.workflow,
             category=mismatch.category,
-            owner=owners.get(mismatch.category, UNASSIGNED),
+            owner=ctx.deps.owners.get(mismatch.category, UNASSIGNED),
             message=mismatch.message,
             correlation_id=ctx.correlation_id,
             now=ctx.deps.now(),

@@ -332,6 +332,7 @@ def assemble(
         roles={kind: tuple(names) for kind, names in roles.items()},
         erp_routes=erp_routes,
         field_owners=field_owners,
+        owners=owners,
         command_timeout_s=command_timeout_s,
         now=now,
         sla=metrics,

@@ -47,7 +47,7 @@ from actors.workflows.schedule import (
 from adapters.base import TotalsQuery
 from adapters.netsuite import NetSuiteAdapter
 from store import Journal
-from tests.e2e.stack import OWNERS, START, Stack, open_stack
+from tests.e2e.stack import START, Stack, open_stack
 
 PERIOD = (date(2026, 1, 1), date(2026, 1, 31))
 DIMENSIONS = FinancialDimensions(legal_entity="PSF-US")
@@ -168,7 +168,6 @@ async def reconcile(stack: Stack, project_ids: tuple[str, ...] = ()) -> None:
 
 async def test_a_planted_erp_difference_opens_one_exception(tmp_path, autojump_clock) -> None:
     async with open_stack(tmp_path, workflows=(SPEC,)) as stack:
-        stack.pipeline.deps.owners = OWNERS  # what [governance.owners] gives the daemon
         await stack.until_idle()
         await project_with_time(stack, "PRJ-R1")
 
@@ -320,7 +319,6 @@ async def test_billing_that_agrees_with_erp_receivables_opens_nothing_and_a_miss
     tmp_path, autojump_clock
 ) -> None:
     async with open_stack(tmp_path, workflows=(SPEC,)) as stack:
-        stack.pipeline.deps.owners = OWNERS
         await stack.until_idle()
         project = await project_with_time(stack, "PRJ-R3")
         await issue_invoice(stack, project, 1, "1200.00")
@@ -370,7 +368,6 @@ async def test_an_erp_invoice_of_another_amount_opens_one_billing_exception(
     tmp_path, autojump_clock
 ) -> None:
     async with open_stack(tmp_path, workflows=(SPEC,)) as stack:
-        stack.pipeline.deps.owners = OWNERS
         await stack.until_idle()
         project = await project_with_time(stack, "PRJ-R4")
         await issue_invoice(stack, project, 1, "2000.00")
@@ -409,7 +406,6 @@ async def test_an_erp_without_a_receivables_read_says_billing_was_not_compared(
     # adapter, everything real, but without the optional method.
     monkeypatch.delattr(NetSuiteAdapter, "receivables")
     async with open_stack(tmp_path, workflows=(SPEC,)) as stack:
-        stack.pipeline.deps.owners = OWNERS
         await stack.until_idle()
         project = await project_with_time(stack, "PRJ-R5")
         await issue_invoice(stack, project, 1, "640.00")
