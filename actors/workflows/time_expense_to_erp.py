@@ -26,12 +26,23 @@ second event in another batch): each step skips entries the id map already holds
 external id. Steps are named by period only, so a resumed or replayed run meets the same
 steps; a replay of posted history calls no ERP at all.
 
-Refusals (``time`` exceptions, amount at risk = the batch's billable amount): a PSA
-project deal_to_project never provisioned, zero or negative hours, a billable entry of a
-T&M deal without a bill rate or in another currency, a consultant without an ERP
-employee. The project's facts come from :func:`project_facts` (deal_to_project's id map
-and ProjectActivated). Approval-to-posting delay is observed once per newly posted entry
-(not on replays).
+Refusals. Of the whole run (``time`` exceptions, amount at risk = the batch's billable
+amount; the run parks): a PSA project deal_to_project never provisioned, a consultant
+without an ERP employee (the ERP refuses the period's time bills); no ERP booking for the
+project's legal entity is a ``mapping`` exception. Of one entry: zero or negative hours, a
+billable entry of a T&M deal without a bill rate or with one in another currency. A
+refused entry holds back no other: every entry is validated first, the valid ones are
+posted, marked and invoiced as above, and then step ``refused`` opens one ``time``
+exception listing every refused entry (detail ``entry_ids`` and ``refused``: consultant,
+date, hours, reasons), amount at risk = the refused entries' billable amount only, and
+the run completes — parking it would hold back every later run of the project, and
+nothing in it is left to retry: the PSA sends corrected entries as new events, which post
+in their own run. Which entries are valid depends on nothing but the run's events and the
+project's facts, so every attempt and replay posts the same subset under the same step
+names, and a replay finds the exception already open (marker: the refused event
+versions) instead of opening another. The project's facts come from
+:func:`project_facts` (deal_to_project's id map and ProjectActivated). Approval-to-posting
+delay is observed once per newly posted entry (not on replays).
 """
 
 from __future__ import annotations
@@ -43,6 +54,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import msgspec
+import structlog
 import trio
 
 from actors.errors import PermanentError
@@ -66,18 +78,22 @@ from actors.messages import (
     TimeEntry,
     decode_envelope,
 )
-from store import Journal
+from store import ExceptionRecord, Journal
 
 from .context import RunContext
 from .deal_to_project import ACCOUNT, PROJECT, activation_envelope_id
-from .spec import WorkflowSpec
+from .spec import UNASSIGNED, WorkflowSpec
 
 __all__ = [
     "SPEC",
     "ProjectFacts",
+    "Refusal",
     "billable_amount",
+    "find_refusals",
     "map_ids",
     "project_facts",
+    "refusal_message",
+    "refused_amount",
     "time_expense_to_erp",
 ]
 
@@ -187,8 +203,12 @@ def _entries(events: Sequence[Envelope]) -> tuple[list[TimeEntry], list[ExpenseE
 
 def billable_amount(events: tuple[Envelope, ...]) -> Money | None:
     """The batch's billable time and expenses, in the currency most of it is in."""
+    return _billable(*_entries(events))
+
+
+def _billable(times: Iterable[TimeEntry], expenses: Iterable[ExpenseEntry]) -> Money | None:
+    """Billable time and expenses, in the currency most of it is in (None: nothing billable)."""
     amounts: dict[str, Money] = {}
-    times, expenses = _entries(events)
     money = [entry.bill_amount() for entry in times]
     money += [entry.amount for entry in expenses if entry.billable]
     for amount in money:
@@ -210,34 +230,162 @@ def _period_bounds(period: str) -> tuple[date, date]:
     return first, next_month - timedelta(days=1)
 
 
-def _validate(ctx: RunContext, facts: ProjectFacts, times: list[TimeEntry]) -> None:
-    name = f"{facts.project.name} ({facts.project.id}, PSA workspace {facts.psa_id})"
-    for entry in times:
+log = structlog.get_logger(__name__)
+
+_OPEN_LIMIT = 1_000_000  # list_exceptions needs a limit
+
+_LISTED_REFUSALS = 20
+"""Refused entries named in an exception's message; its detail names every one."""
+
+
+class Refusal(msgspec.Struct, frozen=True, kw_only=True):
+    """A time entry that cannot be posted, and why (operator-facing, one clause each)."""
+
+    entry: TimeEntry
+    reasons: tuple[str, ...]
+
+    def describe(self) -> str:
+        entry = self.entry
         where = (
             f"time entry {entry.id} of consultant {entry.consultant_id} on {entry.date_performed}"
         )
+        return f"{where} {'; and '.join(self.reasons)}"
+
+    def detail(self) -> dict[str, object]:
+        entry = self.entry
+        return {
+            "entry_id": entry.id,
+            "consultant_id": entry.consultant_id,
+            "date": entry.date_performed.isoformat(),
+            "hours": str(entry.hours),
+            "reasons": list(self.reasons),
+        }
+
+
+def find_refusals(facts: ProjectFacts, times: list[TimeEntry]) -> list[Refusal]:
+    """Every time entry that cannot be posted, in batch order.
+
+    A pure function of the run's events and the project's facts: each attempt and each
+    replay of a run refuses the same entries, so the steps meet the same valid subset.
+    """
+    refusals = []
+    for entry in times:
+        reasons = []
         if entry.hours <= 0:
-            ctx.fail(
-                "time",
-                f"Project {name}: {where} has {entry.hours} hours. Correct the hours in the "
-                "PSA (or delete the entry) and approve the timesheet again.",
-                detail={"entry_id": entry.id, "hours": str(entry.hours)},
+            reasons.append(
+                f"has {entry.hours} hours: correct the hours in the PSA (or delete the entry) "
+                "and approve the timesheet again"
             )
         if facts.time_and_materials and entry.billable:
             if entry.bill_rate is None:
-                ctx.fail(
-                    "time",
-                    f"Project {name} is billed time and materials, but billable {where} has "
-                    "no bill rate. Set the consultant's rate in the PSA rate card, then retry.",
-                    detail={"entry_id": entry.id},
+                reasons.append(
+                    "is billable on a time-and-materials project but has no bill rate: set "
+                    "the consultant's rate in the PSA rate card and approve the timesheet again"
                 )
-            if entry.bill_rate.currency != facts.project.currency:
-                ctx.fail(
-                    "time",
-                    f"Project {name} bills in {facts.project.currency}, but {where} has a "
-                    f"bill rate in {entry.bill_rate.currency}. Fix the rate card in the PSA.",
-                    detail={"entry_id": entry.id},
+            elif entry.bill_rate.currency != facts.project.currency:
+                reasons.append(
+                    f"has a bill rate in {entry.bill_rate.currency}, but the project bills in "
+                    f"{facts.project.currency}: fix the rate card in the PSA and approve the "
+                    "timesheet again"
                 )
+        if reasons:
+            refusals.append(Refusal(entry=entry, reasons=tuple(reasons)))
+    return refusals
+
+
+def refusal_message(facts: ProjectFacts, refusals: Sequence[Refusal], posted: int) -> str:
+    """The operator's message naming the refused entries (the first 20 of them)."""
+    name = f"{facts.project.name} ({facts.project.id}, PSA workspace {facts.psa_id})"
+    count = len(refusals)
+    listed = [refusal.describe() for refusal in refusals[:_LISTED_REFUSALS]]
+    if count > _LISTED_REFUSALS:
+        listed.append(f"and {count - _LISTED_REFUSALS} more (the detail names every one)")
+    entries = "time entry" if count == 1 else f"{count} time entries"
+    others = (
+        f" (the batch's other {posted} {'entry is' if posted == 1 else 'entries are'} posted)"
+        if posted
+        else ""
+    )
+    return (
+        f"Project {name}: {entries} cannot be posted{others}: {'; '.join(listed)}. "
+        "Once the PSA has sent them corrected (approved again, they post in a run of their "
+        "own), resolve this exception; retrying it changes nothing."
+    )
+
+
+def refused_amount(refusals: Sequence[Refusal]) -> Money | None:
+    """The money at risk: the refused entries' billable amount (the batch's is posted)."""
+    return _billable((refusal.entry for refusal in refusals), ())
+
+
+async def _report_refusals(
+    ctx: RunContext, facts: ProjectFacts, refusals: list[Refusal], posted: int
+) -> None:
+    """Open one ``time`` exception naming every refused entry; the run goes on to complete.
+
+    Not a run failure: a parked run would hold back every later run of the project (one
+    key's runs go in order), and nothing in this run is left to retry — corrected entries
+    arrive as new events. The money at risk is the refused entries' only. The exception
+    is opened once per set of refused event versions: a resumed run meets the memoised
+    step, a replay finds it open by its marker.
+    """
+    versions = {
+        envelope.body.entry.id: envelope.id
+        for envelope in ctx.events
+        if isinstance(envelope.body, TimeApproved)
+    }
+    marker = _digest(tuple(sorted(versions[refusal.entry.id] for refusal in refusals)))
+    amount = refused_amount(refusals)
+    run = ctx.run
+    detail = {
+        "workflow": run.workflow,
+        "run_id": run.id,
+        "key": run.key,
+        "correlation_id": run.correlation_id,
+        "replay": run.replay,
+        "trigger_ids": list(ctx.trigger_ids),
+        "refused_entries": marker,
+        "detail": {
+            "entry_ids": [refusal.entry.id for refusal in refusals],
+            "refused": [refusal.detail() for refusal in refusals],
+        },
+    }
+
+    async def open_exception() -> int:
+        for record in await ctx.journal.list_exceptions(
+            status="open", workflow=ctx.workflow, limit=_OPEN_LIMIT
+        ):
+            if _refusal_marker(record) == marker:
+                return record.id
+        record = await ctx.journal.open_exception(
+            workflow=ctx.workflow,
+            category="time",
+            owner=ctx.deps.owners.get("time", UNASSIGNED),
+            message=refusal_message(facts, refusals, posted),
+            correlation_id=ctx.correlation_id,
+            now=ctx.deps.now(),
+            run_id=run.id,
+            amount=amount.amount if amount is not None else None,
+            currency=amount.currency if amount is not None else None,
+            detail=msgspec.json.encode(detail),
+        )
+        log.warning(
+            "time entries refused",
+            exception_id=record.id,
+            entries=len(refusals),
+            project=facts.project.id,
+        )
+        return record.id
+
+    await ctx.step("refused", open_exception, result_type=int)
+
+
+def _refusal_marker(record: ExceptionRecord) -> str | None:
+    try:
+        detail = msgspec.json.decode(record.detail) if record.detail else None
+    except msgspec.DecodeError:
+        return None
+    return detail.get("refused_entries") if isinstance(detail, dict) else None
 
 
 # -- the workflow -----------------------------------------------------------------------
@@ -281,7 +429,11 @@ async def time_expense_to_erp(ctx: RunContext) -> None:
             "deal_to_project). Provision the project, or map it, then retry.",
             detail={"psa_project_id": psa_project},
         )
-    _validate(ctx, facts, times)
+    # Every entry is validated first: the refused ones are left out of every step (and
+    # named together at the end), so they hold back none of the others.
+    refusals = find_refusals(facts, times)
+    refused = {refusal.entry.id for refusal in refusals}
+    times = [entry for entry in times if entry.id not in refused]
     erp = ctx.deps.erp_for(facts.legal_entity)
     if erp is None:
         ctx.fail(
@@ -314,6 +466,8 @@ async def time_expense_to_erp(ctx: RunContext) -> None:
             await flow.mark_expenses(period, expense_posting)
         if facts.time_and_materials and period in time_by_period:
             await flow.invoice_time(period, time_by_period[period])
+    if refusals:
+        await _report_refusals(ctx, facts, refusals, posted=len(times) + len(expenses))
 
 
 class _Flow:

@@ -120,11 +120,15 @@ def _kind(path: str) -> str:
 
 async def play_week(stack: Stack) -> Any:
     """One scenario week, then wait until the pipeline has handled it (parked runs stay
-    parked: the stack's own helper would wait for them)."""
-    await stack.until_idle(settle_retries=False)
+    parked: until_idle does not wait for them, nor for the runs of their keys).
+
+    Retries are settled too: with ``settle_retries=False`` until_idle may return while
+    a run the runner has just claimed is not in its hands yet (running, its lease not
+    expired), and the week's last runs would be missed."""
+    await stack.until_idle()
     report = stack.scenario.run_week()
     stack.touched()
-    await stack.until_idle(settle_retries=False)
+    await stack.until_idle()
     return report
 
 
@@ -209,20 +213,26 @@ def vendor_counts(stack: Stack) -> dict[str, int]:
     }
 
 
-async def tm_billable(stack: Stack, entries: dict[str, dict[str, Any]]) -> Decimal:
-    """Billable amount of the approved entries on time-and-materials projects."""
-    tm_workspaces = set()
+async def tm_workspaces(stack: Stack) -> set[str]:
+    """The Kantata workspaces of the provisioned time-and-materials deals."""
+    found = set()
     for record in await stack.events("deal.won"):
         deal = msgspec.msgpack.decode(record.body, type=Envelope).body.opportunity
         if any(line.billing_type == "time_and_materials" for line in deal.lines):
             workspace = await stack.journal.system_id("project", f"PRJ-{deal.id}", "psa")
             if workspace is not None:
-                tm_workspaces.add(workspace)
+                found.add(workspace)
+    return found
+
+
+async def tm_billable(stack: Stack, entries: dict[str, dict[str, Any]]) -> Decimal:
+    """Billable amount of the approved entries on time-and-materials projects."""
+    workspaces = await tm_workspaces(stack)
     return sum(
         (
             Decimal(e["rate_in_cents"]) * e["time_in_minutes"] / 6000
             for e in entries.values()
-            if e["workspace_id"] in tm_workspaces and e["billable"]
+            if e["workspace_id"] in workspaces and e["billable"]
         ),
         Decimal(0),
     )
@@ -487,3 +497,256 @@ async def test_malformed_time_parks_with_a_time_exception_and_the_amount_at_risk
         assert stray_entry["id"] not in timebills_by_entry(stack)
         assert orphan["id"] not in timebills_by_entry(stack)
         assert orphan["id"] not in references(stack, "TimeEntry")
+
+
+# -- refused entries: a bad entry holds back none of the good ones --------------------------
+
+WORKFLOW = "time_expense_to_erp"
+GOOD_TIME = (
+    ("100002", "2026-01-05", 120),
+    ("100003", "2026-01-06", 90),
+    ("100005", "2026-01-07", 60),
+)
+"""Consultant, day and minutes of the good entries of a batch (USD rates, USD projects)."""
+
+
+async def quiet_tm_workspace(stack: Stack) -> str:
+    """After one scenario week: a provisioned time-and-materials project's workspace, and
+    no time approved anywhere yet (the scenario's first approvals come in week three)."""
+    await play_week(stack)
+    assert not approved_time(stack)
+    workspace = min(await tm_workspaces(stack), key=int)
+    kantata = stack.sandbox.vendors["kantata"].state
+    assert kantata.tables["workspaces"][workspace]["currency"] == "USD"
+    return workspace
+
+
+def add_time(
+    stack: Stack, workspace: str, user: str, day: str, minutes: int, **changes: Any
+) -> dict[str, Any]:
+    """A time entry in Kantata, not approved yet. ``changes`` are written past Kantata's
+    validation, as another PSA or a bad mapping could deliver them."""
+    kantata = stack.sandbox.vendors["kantata"].state
+    [entry] = kantata.create(
+        "time_entries",
+        [
+            {
+                "workspace_id": workspace,
+                "user_id": user,
+                "date_performed": day,
+                "time_in_minutes": minutes,
+                "billable": True,
+            }
+        ],
+    )
+    entry.update(changes)
+    return entry
+
+
+def approve(stack: Stack, entries: list[dict[str, Any]]) -> None:
+    """One timesheet approval: the entries reach the journal together, as one batch."""
+    stack.sandbox.vendors["kantata"].state.approve([entry["id"] for entry in entries])
+    stack.touched()
+
+
+def bill_amount(entry: dict[str, Any]) -> Money:
+    rate = Money.from_minor_units(entry["rate_in_cents"], entry["currency"])
+    return (rate * (Decimal(entry["time_in_minutes"]) / 60)).rounded()
+
+
+def assert_posted_once_and_marked(stack: Stack, entry_ids: set[str]) -> None:
+    """Exactly these entries have one NetSuite time bill each, and each is marked exported
+    in Kantata with its own time bill."""
+    assert timebills_by_entry(stack) == Counter(dict.fromkeys(entry_ids, 1))
+    netsuite = stack.sandbox.vendors["netsuite"].state
+    bill_ids = {row["externalId"]: str(i) for i, row in netsuite.records["timebill"].items()}
+    marks = references(stack, "TimeEntry")
+    assert set(marks) == entry_ids
+    for entry_id, refs in marks.items():
+        assert [(r["service_model"], r["service_model_ref"]) for r in refs] == [
+            ("timebill", bill_ids[f"pssync-tb-{entry_id}"])
+        ]
+    assert stack.duplicates() == {}
+
+
+def vendor_writes(wire: Wire) -> Counter[tuple[str, str, str]]:
+    """Every request but the pollers' reads (the ERP's SuiteQL looks are POSTs: counted)."""
+    return Counter(
+        {call: n for call, n in wire.calls.items() if call[0] == "erp" or call[1] != "GET"}
+    )
+
+
+def notify_runner(stack: Stack) -> None:
+    """What the control socket's exceptions retry/resolve is followed by in the daemon."""
+    runner = stack.pipeline.workflows[WORKFLOW].runner
+    assert runner is not None
+    runner.notify()
+
+
+async def next_exception(stack: Stack, *, after: int = 0) -> Any:
+    """The one open exception of the workflow, once it is newer than exception ``after``."""
+    with trio.fail_after(3_600):
+        while True:
+            seen = stack.changes.version
+            found = [exc for exc in await stack.exceptions(workflow=WORKFLOW) if exc.id > after]
+            if found:
+                await stack.until_idle()
+                [exception] = await stack.exceptions(workflow=WORKFLOW)
+                return exception
+            if stack.changes.version == seen:
+                await stack.changes.wait()
+
+
+async def refused_batch(stack: Stack) -> tuple[str, list[dict[str, Any]], dict[str, Any], Any]:
+    """One approval of five entries of a T&M project: three good, one of zero hours and
+    one with a bill rate in EUR. Returns the workspace, the good entries, the refused
+    ones by name and the exception the batch's run opened."""
+    workspace = await quiet_tm_workspace(stack)
+    good = [add_time(stack, workspace, *spec) for spec in GOOD_TIME]
+    refused = {
+        "zero": add_time(stack, workspace, "100006", "2026-01-06", 60, time_in_minutes=0),
+        "foreign": add_time(stack, workspace, "100003", "2026-01-07", 90, currency="EUR"),
+    }
+    approve(stack, [good[0], refused["zero"], good[1], refused["foreign"], good[2]])
+    return workspace, good, refused, await next_exception(stack)
+
+
+async def test_refused_entries_hold_back_none_of_the_batch_and_open_one_exception(
+    tmp_path, autojump_clock
+) -> None:
+    async with open_stack(
+        tmp_path, workflows=WORKFLOWS, config=stack_config(), sandbox_config=FAST_VENDORS
+    ) as stack:
+        stack.scenario.malformed_added = True
+        workspace, good, refused, exception = await refused_batch(stack)
+
+        # One run took the whole batch, opened one exception at its end and completed:
+        # parked, it would hold back every later run of the project.
+        [run] = await stack.runs(workflow=WORKFLOW)
+        assert (run.key, len(run.trigger_seqs), run.status) == (
+            f"project:{workspace}",
+            5,
+            "completed",
+        )
+        assert exception.run_id == run.id
+        # The good entries are posted, each once, marked exported with its time bill and
+        # billed on the project's draft invoice; the refused ones are not.
+        assert_posted_once_and_marked(stack, {entry["id"] for entry in good})
+        assert tm_invoiced(stack) == sum((bill_amount(e).amount for e in good), Decimal(0))
+        steps = await stack.journal.get_steps(run.id)
+        assert {
+            "post_time:2026-01",
+            "mark_time:2026-01",
+            "invoice_time:2026-01",
+            "refused",
+        } <= set(steps)
+
+        # The one exception names both refused entries, each with its reason.
+        assert (exception.category, exception.owner) == ("time", OWNERS["time"])
+        zero, foreign = refused["zero"], refused["foreign"]
+        message = exception.message
+        assert "2 time entries cannot be posted" in message
+        assert "other 3 entries are posted" in message
+        assert f"time entry {zero['id']} of consultant 100006 on 2026-01-06 has 0 hours" in message
+        assert (
+            f"time entry {foreign['id']} of consultant 100003 on 2026-01-07 has a bill rate "
+            "in EUR, but the project bills in USD"
+        ) in message
+        detail = msgspec.json.decode(exception.detail)["detail"]
+        assert sorted(detail["entry_ids"]) == sorted([zero["id"], foreign["id"]])
+        assert {
+            r["entry_id"]: (r["consultant_id"], r["date"], r["hours"]) for r in detail["refused"]
+        } == {
+            zero["id"]: ("100006", "2026-01-06", "0"),
+            foreign["id"]: ("100003", "2026-01-07", "1.5"),
+        }
+        # The money at risk is the refused entries' billable amount only: the zero-hour
+        # entry bills nothing, the other EUR 285.00 (not the batch's USD).
+        assert bill_amount(zero) == Money.of("0.00", "USD")
+        assert (exception.amount, exception.currency) == (bill_amount(foreign).amount, "EUR")
+        assert bill_amount(foreign) == Money.of("285.00", "EUR")
+
+
+async def test_a_replayed_refusal_posts_nothing_twice_and_corrected_entries_post_at_once(
+    tmp_path, autojump_clock
+) -> None:
+    wire = Wire()
+    async with open_stack(
+        tmp_path,
+        workflows=WORKFLOWS,
+        config=stack_config(),
+        sandbox_config=FAST_VENDORS,
+        wrap_transport=wire.wrap,
+    ) as stack:
+        stack.scenario.malformed_added = True
+        workspace, good, refused, first = await refused_batch(stack)
+        good_ids = {entry["id"] for entry in good}
+        refused_ids = sorted(entry["id"] for entry in refused.values())
+        posted = vendor_counts(stack)
+        invoiced = tm_invoiced(stack)
+        wire.calls.clear()
+
+        # 1. A replay of the project's history is a new run with no memoised step: the id
+        #    map skips every posted entry (no ERP call at all), and the refusal it meets
+        #    again is the one already open (same event versions), not a second exception.
+        result = await replay(
+            stack.journal, SPEC, ReplaySelection(key=f"project:{workspace}"), now=stack.now()
+        )
+        assert len(result.runs) == 1
+        stack.touched()
+        notify_runner(stack)
+        await stack.until_idle()
+        [replayed] = [run for run in await stack.runs(workflow=WORKFLOW) if run.replay]
+        assert replayed.status == "completed"
+        assert [exc.id for exc in await stack.exceptions(workflow=WORKFLOW)] == [first.id]
+        assert vendor_writes(wire) == Counter()
+        assert vendor_counts(stack) == posted
+        assert_posted_once_and_marked(stack, good_ids)
+        assert tm_invoiced(stack) == invoiced
+
+        # 2. The PSA sends the two entries corrected: a new event each, a new run, which
+        #    posts them at once (nothing of the project waits on the exception) …
+        kantata = stack.sandbox.vendors["kantata"].state
+        refused["zero"]["time_in_minutes"] = 30
+        refused["foreign"]["currency"] = "USD"
+        for entry in refused.values():
+            kantata.touch("time_entries", entry)
+        stack.touched()
+        await stack.until_idle()
+
+        assert_posted_once_and_marked(stack, good_ids | set(refused_ids))
+        everything = [*good, *refused.values()]
+        assert tm_invoiced(stack) == sum((bill_amount(e).amount for e in everything), Decimal(0))
+        runs = await stack.runs(workflow=WORKFLOW)
+        assert [run.status for run in runs] == ["completed"] * 3
+        # … and the person who owns the exception closes it.
+        [still_open] = await stack.exceptions(workflow=WORKFLOW)
+        assert still_open.id == first.id
+        assert sorted(msgspec.json.decode(first.detail)["detail"]["entry_ids"]) == refused_ids
+        await stack.journal.resolve_exception(first.id, "ops", "corrected in Kantata", stack.now())
+        assert await stack.exceptions() == []
+
+
+async def test_a_batch_of_good_entries_posts_them_all_without_an_exception(
+    tmp_path, autojump_clock
+) -> None:
+    async with open_stack(
+        tmp_path, workflows=WORKFLOWS, config=stack_config(), sandbox_config=FAST_VENDORS
+    ) as stack:
+        stack.scenario.malformed_added = True
+        workspace = await quiet_tm_workspace(stack)
+        good = [add_time(stack, workspace, *spec) for spec in GOOD_TIME]
+        approve(stack, good)
+        await stack.until_idle()
+
+        [run] = await stack.runs(workflow=WORKFLOW)
+        assert (run.key, len(run.trigger_seqs), run.status) == (
+            f"project:{workspace}",
+            3,
+            "completed",
+        )
+        steps = [name for name in await stack.journal.get_steps(run.id) if not name.startswith("@")]
+        assert sorted(steps) == ["invoice_time:2026-01", "mark_time:2026-01", "post_time:2026-01"]
+        assert_posted_once_and_marked(stack, {entry["id"] for entry in good})
+        assert tm_invoiced(stack) == sum((bill_amount(e).amount for e in good), Decimal(0))
+        assert await stack.exceptions() == []
