@@ -23,8 +23,8 @@ __all__ = [
     "MAPPED_ENTITIES",
     "FieldMaps",
     "InvoiceFacts",
+    "InvoiceTotalRow",
     "JobRow",
-    "ReceivableTotalsRow",
     "TimebillTotalsRow",
 ]
 
@@ -61,13 +61,12 @@ class TimebillTotalsRow(msgspec.Struct, frozen=True, kw_only=True):
     entries: int = 0
 
 
-class ReceivableTotalsRow(msgspec.Struct, frozen=True, kw_only=True):
-    """Invoices of one job and period in one currency (internal id)."""
+class InvoiceTotalRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One invoice of a job and period: internal id, currency (internal id) and total."""
 
+    id: str
     currency: str
     total: Decimal = Decimal(0)
-    unpaid: Decimal = Decimal(0)
-    entries: int = 0
 
 
 class InvoiceFacts(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,9 +9,16 @@ aggregate in one query (analytics lane):
   because the sandbox's SuiteQL has no arithmetic (real SuiteQL could ``SUM(hours *
   rate)``). Rounded once per rate, so it can differ by a cent per rate from a sum of
   per-entry rounded amounts.
-- receivables: ``SELECT currency, SUM(foreigntotal), SUM(foreignamountunpaid), COUNT(*)
-  FROM transaction WHERE type = 'CustInvc' AND entity = <job> AND trandate BETWEEN …``;
-  invoices posted against the customer rather than the job are not included.
+- receivables: ``SELECT id, currency, foreigntotal AS total FROM transaction WHERE type =
+  'CustInvc' AND entity = <job> AND trandate BETWEEN … ORDER BY id`` (one row per invoice),
+  then the void journals of those invoices by external id (``<prefix>-void-<invoice id>``,
+  the look-before-create query of ``UpdateInvoiceStatus``, in chunks); a voided invoice is
+  left out. The adapter voids with a reversing journal entry posted beside the invoice
+  (``receivables.py``), so the invoice itself keeps its total and stays a ``CustInvc``:
+  summing invoices alone would count voided ones, which billing (Stripe) does not. A
+  write-off (``-woff-`` journal) still counts, as Stripe counts ``uncollectible``. The void
+  is recognised whatever the journal's date, as Stripe's status is read as it is now.
+  Invoices posted against the customer rather than the job are not included.
 
 A project NetSuite does not know yet has zero totals.
 """
@@ -26,7 +33,7 @@ from actors.messages import Money
 from ..base import ProjectTotals, TotalsQuery
 from ..governor import Lane
 from .context import Context
-from .fields import JobRow, ReceivableTotalsRow, TimebillTotalsRow
+from .fields import InvoiceTotalRow, JobRow, TimebillTotalsRow
 from .wire import quote_literal
 
 __all__ = ["receivables_totals", "time_totals"]
@@ -68,38 +75,56 @@ async def time_totals(ctx: Context, query: TotalsQuery) -> ProjectTotals:
 
 
 async def receivables_totals(ctx: Context, query: TotalsQuery) -> ProjectTotals:
-    """Invoiced total and count of the project's invoices dated in the period."""
+    """Invoiced total and count of the project's invoices dated in the period, not voided."""
     job = await _job(ctx, query.project_id)
     if job is None:
         return _empty(ctx, query)
     rows = await ctx.records.suiteql(
-        "SELECT currency, SUM(foreigntotal) AS total, SUM(foreignamountunpaid) AS unpaid, "
-        "COUNT(*) AS entries FROM transaction "
-        f"WHERE type = 'CustInvc' AND entity = {job.id} AND {_period(query)} GROUP BY currency",
+        "SELECT id, currency, foreigntotal AS total FROM transaction "
+        f"WHERE type = 'CustInvc' AND entity = {job.id} AND {_period(query)} ORDER BY id",
         lane=_LANE,
         correlation_id="",
     )
-    groups = [ctx.fields.read("receivable_totals", row, ReceivableTotalsRow) for row in rows]
-    if not groups:
+    invoices = [ctx.fields.read("receivable_totals", row, InvoiceTotalRow) for row in rows]
+    voided = await _voided(ctx, [invoice.id for invoice in invoices])
+    totals: dict[str, Decimal] = {}
+    entries = 0
+    for invoice in invoices:
+        if invoice.id in voided:
+            continue
+        totals[invoice.currency] = totals.get(invoice.currency, Decimal(0)) + invoice.total
+        entries += 1
+    if not totals:
         return _empty(ctx, query)
-    if len(groups) > 1:
+    if len(totals) > 1:
         raise PermanentError(
             f"netsuite: project {query.project_id} has invoices in several currencies",
             system=ctx.system,
             code="MIXED_CURRENCY",
         )
-    group = groups[0]
-    currency = ctx.options.currency_iso(group.currency)
+    [(internal_currency, total)] = totals.items()
+    currency = ctx.options.currency_iso(internal_currency)
     if currency is None:
-        raise _unmapped_currency(ctx, group.currency)
+        raise _unmapped_currency(ctx, internal_currency)
     return ProjectTotals(
         system=ctx.system,
         project_id=query.project_id,
         period_start=query.period_start,
         period_end=query.period_end,
-        amount=Money(amount=group.total, currency=currency),
-        entries=group.entries,
+        amount=Money(amount=total, currency=currency),
+        entries=entries,
     )
+
+
+async def _voided(ctx: Context, invoice_ids: list[str]) -> set[str]:
+    """The invoices among ``invoice_ids`` that ``UpdateInvoiceStatus`` voided."""
+    if not invoice_ids:
+        return set()
+    void_ids = {ctx.refs.external_id("void", invoice_id): invoice_id for invoice_id in invoice_ids}
+    found = await ctx.lookup(
+        ctx.target("journal_entry"), list(void_ids), lane=_LANE, correlation_id=""
+    )
+    return {void_ids[external_id] for external_id in found if external_id in void_ids}
 
 
 async def _job(ctx: Context, project_id: str) -> JobRow | None:

@@ -70,7 +70,10 @@ async def test_totals_page_through_every_search_hit(harness: Harness) -> None:
 
     assert totals.entries == 5
     assert totals.amount == Money.of("50.00", "USD")
-    assert [s.path for s in recorder.sent] == ["/v1/invoices/search"] * 3
+    assert [s.path for s in recorder.sent] == [
+        *["/v1/invoices/search"] * 3,
+        "/v1/subscriptions/search",
+    ]
     await adapter.aclose()
 
 
