@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from types import MappingProxyType
 
 from msgspec import Struct
 
@@ -24,6 +25,9 @@ from .work import ExpenseEntry, TimeEntry
 
 __all__ = [
     "COMMAND_TYPES",
+    "CUSTOMER_FIELDS",
+    "CUSTOMER_FIELD_ALIASES",
+    "INVOICE_EMAIL",
     "AnyCommand",
     "ApplyPayment",
     "Command",
@@ -55,11 +59,64 @@ class Command(Struct, frozen=True, kw_only=True, tag_field="command"):
     """The business flow's correlation id, sent to vendors that accept one."""
 
 
+CUSTOMER_FIELD_ALIASES: Mapping[str, str] = MappingProxyType(
+    {"parent_account": "parent_id", "payment_terms": "payment_terms_days"}
+)
+"""Other names of Account attributes (``[governance.customer_master]`` uses them)."""
+
+INVOICE_EMAIL = "invoice_email"
+"""The billing contact's email alone (``Account.billing_contact.email``)."""
+
+CUSTOMER_FIELDS: frozenset[str] = frozenset(
+    (set(Account.__struct_fields__) - {"id", "external_refs", "updated_at"})
+    | set(CUSTOMER_FIELD_ALIASES)
+    | {INVOICE_EMAIL}
+)
+"""The canonical customer fields a write can be restricted to (``UpsertCustomer.fields``):
+the Account's attributes but its id, refs and timestamp, the aliases, and ``invoice_email``."""
+
+
 class UpsertCustomer(Command, frozen=True, kw_only=True, tag="upsert_customer"):
-    """Sent by deal_to_project and customer_master to the ERP, PSA or billing actor."""
+    """Sent by deal_to_project (whole) and customer_master (``fields`` only) to a system actor."""
 
     account: Account
+    """The whole account: what a customer that does not exist yet is created from."""
     contacts: tuple[Contact, ...] = ()
+    fields: tuple[str, ...] = ()
+    """The canonical fields (:data:`CUSTOMER_FIELDS`) to write to an existing customer.
+
+    Empty (the default, and what a command written before this field existed decodes to):
+    the whole account. Otherwise only these are written, plus what identifies pssync's
+    record there (external id, source id or metadata); every other field of the vendor's
+    record is left as it is, so a value changed there by the field's owner survives.
+    Adapters ask :meth:`writes` rather than reading this.
+    """
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.fields) - CUSTOMER_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"unknown customer fields {', '.join(map(repr, unknown))}"
+                f" (known: {', '.join(sorted(CUSTOMER_FIELDS))})"
+            )
+
+    @property
+    def restricted(self) -> bool:
+        """Whether only :attr:`fields` are to be written (not the whole account)."""
+        return bool(self.fields)
+
+    def writes(self, name: str) -> bool:
+        """Whether an existing customer's field ``name`` is to be written.
+
+        ``name`` is an Account attribute, an alias, or ``invoice_email``; naming
+        ``billing_contact`` writes the contact's email too, naming ``invoice_email`` writes
+        only the email.
+        """
+        if not self.fields:
+            return True
+        name = CUSTOMER_FIELD_ALIASES.get(name, name)
+        named = {CUSTOMER_FIELD_ALIASES.get(field, field) for field in self.fields}
+        return name in named or (name == INVOICE_EMAIL and "billing_contact" in named)
 
 
 class UpdateAccountFields(Command, frozen=True, kw_only=True, tag="update_account_fields"):

@@ -11,8 +11,8 @@ run that recorded one. Runs of one key execute in order, so that run is finished
 ``[governance.customer_master]``); the names are the Account's attributes plus
 ``parent_account`` (parent_id), ``payment_terms`` (payment_terms_days) and
 ``invoice_email`` (the billing contact's email). Fields not configured are not mastered:
-a change to one alone sends nothing and raises nothing; when an owned change sends the
-account, they travel as the source has them.
+a change to one sends nothing and raises nothing, and no propagation writes one to a
+holder's existing customer.
 
 Steps:
 
@@ -23,10 +23,16 @@ Steps:
 2. ``holders`` — the systems that hold the customer: the id map (``account`` /
    ``customer``) and the refs of the account's ProjectActivated events.
 3. For each changed field: owned by the reporting system → propagated; owned by another
-   system → a conflict, not propagated. ``propagate:<system>`` sends every holder other
-   than the source the *agreed* account (the source's account with every field it does
-   not own held at the previously agreed value): ``UpsertCustomer`` to ERP, PSA and
-   billing, ``UpdateAccountFields`` (only the changed fields) to the CRM.
+   system → a conflict, not propagated. ``propagate:<system>`` writes the propagated
+   fields, and only those, to every holder other than the source: ``UpsertCustomer``
+   restricted to them (``fields``) to ERP, PSA and billing, ``UpdateAccountFields`` to
+   the CRM. Every other field of the holder's customer is left alone, so a field owned
+   by the holder and changed there directly (the ERP's tax id edited in NetSuite, which
+   has no change feed; billing's invoice email edited in Stripe) is never overwritten
+   with the value pssync last agreed. The command still carries the whole *agreed*
+   account (the source's account with every field it does not own held at the
+   previously agreed value), which the adapter uses only to create a customer the
+   holder no longer has.
 4. ``snapshot`` — recorded, conflicts included, so a conflict is raised once.
 5. Conflicts → ``ctx.fail("master_data", …)``: one exception per event naming every
    conflicting field, its old and new value and its owner. The run parks, which holds
@@ -36,7 +42,8 @@ Steps:
 
 First sighting (no baseline): every configured field the source owns is propagated (the
 source is authoritative for it, and a change made between provisioning and the first
-snapshot would otherwise be lost); nothing is flagged, as there is nothing to diff with.
+snapshot would otherwise be lost), restricted to those fields like any propagation;
+nothing is flagged, as there is nothing to diff with.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ from actors.messages import (
     decode_envelope,
     event_tag,
 )
+from actors.messages.commands import CUSTOMER_FIELD_ALIASES, CUSTOMER_FIELDS, INVOICE_EMAIL
 from adapters.base import CommandResult
 
 from .context import RunContext
@@ -69,13 +77,9 @@ log = structlog.get_logger(__name__)
 CUSTOMER_KINDS = ("account", "customer")
 """Id-map kinds deal_to_project may map a customer under."""
 
-_ALIASES = {"parent_account": "parent_id", "payment_terms": "payment_terms_days"}
-_NESTED = {"invoice_email"}
-_NOT_MASTERED = {"id", "external_refs", "updated_at"}
-FIELDS: frozenset[str] = frozenset(
-    (set(Account.__struct_fields__) - _NOT_MASTERED) | set(_ALIASES) | _NESTED
-)
-"""Field names ``[governance.customer_master]`` may give an owner."""
+_ALIASES = CUSTOMER_FIELD_ALIASES
+FIELDS: frozenset[str] = CUSTOMER_FIELDS
+"""Field names ``[governance.customer_master]`` may give an owner (``UpsertCustomer``'s)."""
 
 _RUNS = 100_000  # list_runs needs a limit; one account never changes this often
 _PAGE = 1_000
@@ -186,14 +190,14 @@ async def customer_master(ctx: RunContext) -> None:
 
 def field_value(account: Account, name: str) -> Any:
     """The value of canonical customer field ``name`` on ``account``."""
-    if name == "invoice_email":
+    if name == INVOICE_EMAIL:
         return account.billing_contact.email if account.billing_contact else None
     return getattr(account, _ALIASES.get(name, name))
 
 
 def with_field(account: Account, name: str, value: Any) -> Account:
     """``account`` with field ``name`` set to ``value``."""
-    if name == "invoice_email":
+    if name == INVOICE_EMAIL:
         if account.billing_contact is None:
             return account  # no contact to carry it; the CRM keeps it on its own record
         contact = msgspec.structs.replace(account.billing_contact, email=value or "")
@@ -264,10 +268,14 @@ async def _propagate(
                 changes=tuple(changes),
             )
         else:
-            # ERP, PSA and billing adapters take whole customers only; the agreed account
-            # never carries a value its owner did not send.
+            # Only the propagated fields are written to the holder's existing customer:
+            # the rest of the agreed account is there for a holder that lost the customer
+            # (created whole), never to overwrite what the holder's owners changed there.
             command = UpsertCustomer(
-                idempotency_key=key, correlation_id=correlation, account=agreed
+                idempotency_key=key,
+                correlation_id=correlation,
+                account=agreed,
+                fields=tuple(change.field for change in changes),
             )
         return await ctx.deps.execute(system, command)
 

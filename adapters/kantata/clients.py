@@ -6,6 +6,11 @@ not name Kantata's client object); a workspace names its client in
 by the external reference pssync writes on it right after creating it (``service_model``
 ``account``, ``service_model_ref`` the canonical account id), and, for the moment between
 the create and the reference, by its exact name when no other account claims it.
+
+An existing client is updated (``PUT``, which changes only the attributes it names) with
+the mapped fields the command writes: all of them, or only those named in a restricted
+command (``UpsertCustomer.fields``), so a field the command does not name is never
+overwritten. A client not found is created from the whole account.
 """
 
 from __future__ import annotations
@@ -39,7 +44,12 @@ class Clients:
     async def upsert_customer(self, command: UpsertCustomer, call: Call) -> CommandResult:
         """The account as a Kantata client: found by reference, then by name, else created."""
         account = command.account
-        values = self._mappings.entity("account").to_vendor(fields_of(account))
+        mapping = self._mappings.entity("account")
+        canonical = fields_of(account)
+        values = mapping.to_vendor(canonical)
+        update = mapping.to_vendor(
+            {name: value for name, value in canonical.items() if command.writes(name)}
+        )
         group, created = await self._find_client_by_reference(account.id, call), False
         referenced = group is not None
         if group is None:
@@ -53,8 +63,8 @@ class Clients:
                 what=f"client {account.id}",
             )
             group = as_typed(record, WorkspaceGroup, plural="workspace_groups")
-        elif not same_text(group.name, account.name):
-            await self.api.put("workspace_groups", "workspace_group", group.id, call, values)
+        elif _stale(group, update):
+            await self.api.put("workspace_groups", "workspace_group", group.id, call, update)
         if not referenced:
             await self.api.ensure_reference(
                 "WorkspaceGroup", group.id, call, model=ACCOUNT_MODEL, ref=account.id
@@ -97,3 +107,9 @@ class Clients:
             _log.warning("kantata.client_unknown", account=account_id)
             return None
         return group.id
+
+
+def _stale(group: WorkspaceGroup, update: dict[str, Any]) -> bool:
+    """Whether ``update`` would change the client: the name compared as Kantata shows it,
+    any other mapped attribute (not read back) assumed to differ."""
+    return any(key != "name" or not same_text(group.name, value) for key, value in update.items())

@@ -3,6 +3,13 @@
 The customer carries the account id in metadata (``id_key``) and is found by it before
 anything is created; a found customer is updated only where the mapped fields differ, so
 executing the command again writes nothing.
+
+A command restricted to some fields (``UpsertCustomer.fields``) updates a found customer
+with only the parameters those fields map to (``name``; ``email`` for ``invoice_email``;
+``email`` and ``phone`` for ``billing_contact``; ``address`` for ``billing_address``) and
+pssync's metadata keys. Stripe leaves every parameter a customer update does not name
+unchanged, and merges metadata by key, so what people set in Stripe survives. A customer
+not found is created from the whole account.
 """
 
 from __future__ import annotations
@@ -18,6 +25,20 @@ from .api import StripeApi
 from .wire import Customer, to_record
 
 __all__ = ["customer_values", "upsert_customer"]
+
+
+_FIELDS_OF = {
+    "name": "name",
+    "email": "invoice_email",
+    "phone": "billing_contact",
+    "address_line1": "billing_address",
+    "address_line2": "billing_address",
+    "city": "billing_address",
+    "region": "billing_address",
+    "postal_code": "billing_address",
+    "country": "billing_address",
+}
+"""Value of :func:`customer_values` → the canonical customer field it comes from."""
 
 
 def customer_values(account: Account) -> dict[str, Any]:
@@ -52,6 +73,8 @@ async def upsert_customer(
         options.source_key: f"account:{account.id}",
     }
     body = {**mapping.to_vendor(wanted), "metadata": metadata}
+    # What an existing customer gets: the named fields only (all when none are named).
+    update = {name: value for name, value in wanted.items() if command.writes(_FIELDS_OF[name])}
     correlation = command.correlation_id
     found = await api.find_by_metadata(
         "customers", Customer, account.id, lane=Lane.MASTER_DATA, correlation_id=correlation
@@ -68,12 +91,12 @@ async def upsert_customer(
         return _result(api, account.id, customer, created=True)
     customer = found[0]  # the oldest: a duplicate made outside pssync never wins
     current = mapping.to_canonical(to_record(customer), record_id=customer.id)
-    changed = {name: value for name, value in wanted.items() if current.get(name) != value}
+    changed = {name: value for name, value in update.items() if current.get(name) != value}
     if changed or any(customer.metadata.get(key) != value for key, value in metadata.items()):
         customer = await api.post(
             f"/v1/customers/{customer.id}",
             Customer,
-            body,
+            {**mapping.to_vendor(update), "metadata": metadata},
             lane=Lane.MASTER_DATA,
             idempotency_key=f"{command.idempotency_key}:customer-update",
             correlation_id=correlation,

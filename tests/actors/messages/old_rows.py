@@ -91,9 +91,26 @@ NEWER_UNKNOWN_TYPE = {
     "body": {"type": "timesheet.rejected", "timesheet_id": "TS-1", "reason": "typo"},
 }
 
+# An UpsertCustomer written before commands could name the fields to write (``fields``):
+# it must still mean "the whole account".
+OLDER_UPSERT_CUSTOMER = {
+    "command": "upsert_customer",
+    "idempotency_key": "run-7:propagate:erp",
+    "correlation_id": "flow-9",
+    "account": {
+        "id": "001A",
+        "name": "Globex Corp",
+        "legal_entity": "PSF-US",
+        "currency": "USD",
+        "tax_id": "US-12-3456789",
+    },
+    "contacts": [],
+}
+
 FIXTURES = {
     "older_time_approved.msgpack": OLDER_TIME_APPROVED,
     "older_deal_won.msgpack": OLDER_DEAL_WON,
     "newer_with_unknown_fields.msgpack": NEWER_WITH_UNKNOWN_FIELDS,
     "newer_unknown_type.msgpack": NEWER_UNKNOWN_TYPE,
+    "older_upsert_customer.msgpack": OLDER_UPSERT_CUSTOMER,
 }

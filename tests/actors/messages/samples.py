@@ -462,6 +462,7 @@ COMMAND_SAMPLES: dict[type[Command], list[Command]] = {
     UpsertCustomer: [
         UpsertCustomer(**FULL, account=ACCOUNT, contacts=(CONTACT,)),
         UpsertCustomer(**KEY, account=Account(id="001B", name="Initech")),
+        UpsertCustomer(**FULL, account=ACCOUNT, fields=("name", "payment_terms", "invoice_email")),
     ],
     UpdateAccountFields: [
         UpdateAccountFields(

@@ -11,12 +11,16 @@ import pytest
 
 from actors.errors import PayloadError
 from actors.messages import (
+    Account,
     DealWon,
     Money,
     TimeApproved,
+    UpsertCustomer,
+    decode_command,
     decode_envelope,
     decode_envelope_header,
     decode_envelope_json,
+    encode_command,
     encode_envelope,
 )
 
@@ -93,3 +97,50 @@ def test_a_newer_event_type_is_refused_clearly_but_its_header_still_decodes():
         "project:P-1",
         2,
     )
+
+
+def test_an_older_upsert_customer_without_fields_still_writes_the_whole_account():
+    command = decode_command(_read("older_upsert_customer.msgpack"))
+
+    assert isinstance(command, UpsertCustomer)
+    assert command.fields == ()
+    assert not command.restricted
+    assert all(command.writes(name) for name in ("name", "tax_id", "invoice_email", "active"))
+    assert command.account.tax_id == "US-12-3456789"
+    assert decode_command(encode_command(command)) == command
+
+
+def test_an_upsert_customer_restricted_to_some_fields_writes_only_those():
+    account = Account(id="001A", name="Globex Corp")
+    command = UpsertCustomer(
+        idempotency_key="k", account=account, fields=("name", "payment_terms", "invoice_email")
+    )
+
+    assert decode_command(encode_command(command)) == command
+    assert command.restricted
+    assert command.writes("name")
+    assert command.writes("payment_terms_days")
+    assert command.writes("payment_terms")
+    assert command.writes("invoice_email")
+    assert not command.writes("billing_contact")  # the email alone, not the phone
+    assert not command.writes("tax_id")
+    assert not command.writes("billing_address")
+    whole_contact = UpsertCustomer(
+        idempotency_key="k", account=account, fields=("billing_contact",)
+    )
+    assert whole_contact.writes("invoice_email")
+
+
+def test_an_upsert_customer_naming_an_unknown_field_is_refused():
+    with pytest.raises(ValueError, match="unknown customer fields 'nmae'"):
+        UpsertCustomer(idempotency_key="k", account=Account(id="1", name="n"), fields=("nmae",))
+    data = msgspec.msgpack.encode(
+        {
+            "command": "upsert_customer",
+            "idempotency_key": "k",
+            "account": {"id": "1", "name": "n"},
+            "fields": ["name", "colour"],
+        }
+    )
+    with pytest.raises(PayloadError, match="colour"):
+        decode_command(data)

@@ -113,6 +113,66 @@ async def test_a_client_another_account_claims_is_not_adopted(
     assert len(clients(state)) == 2
 
 
+async def test_a_restricted_upsert_leaves_a_field_it_does_not_name_alone(
+    autojump_clock, adapter: KantataAdapter, state: KantataState, recorder: Recorder
+) -> None:
+    first = await adapter.execute(upsert_customer())
+    client_id = first.ids["client"]
+    state.update("workspace_groups", client_id, {"name": "Customer One (renamed in Kantata)"})
+    recorder.requests.clear()
+
+    # The account still carries the old name, but the command writes only the tax id,
+    # which Kantata does not hold: nothing is sent.
+    result = await adapter.execute(
+        UpsertCustomer(
+            idempotency_key="customer:1:tax", account=account(1, tax_id="GB-1"), fields=("tax_id",)
+        )
+    )
+
+    assert result.ids == first.ids
+    assert not result.created
+    assert {r.method for r in recorder.requests} == {"GET"}
+    assert state.tables["workspace_groups"][client_id]["name"] == (
+        "Customer One (renamed in Kantata)"
+    )
+
+
+async def test_a_restricted_upsert_naming_the_name_puts_only_the_name(
+    autojump_clock, adapter: KantataAdapter, state: KantataState, recorder: Recorder
+) -> None:
+    first = await adapter.execute(upsert_customer())
+    recorder.requests.clear()
+
+    await adapter.execute(
+        UpsertCustomer(
+            idempotency_key="customer:1:name",
+            account=msgspec.structs.replace(account(1), name="Customer One Group plc"),
+            fields=("name",),
+        )
+    )
+
+    [put] = [r for r in recorder.requests if r.method == "PUT"]
+    assert put.url.path.endswith(f"workspace_groups/{first.ids['client']}.json")
+    assert msgspec.json.decode(put.content) == {
+        "workspace_group": {"name": "Customer One Group plc"}
+    }
+    client = state.tables["workspace_groups"][first.ids["client"]]
+    assert client["name"] == "Customer One Group plc"
+    assert client["company"] is True
+
+
+async def test_a_restricted_upsert_of_a_missing_client_creates_it(
+    autojump_clock, adapter: KantataAdapter, state: KantataState
+) -> None:
+    result = await adapter.execute(
+        UpsertCustomer(idempotency_key="customer:1", account=account(1), fields=("tax_id",))
+    )
+
+    assert result.created
+    (client,) = clients(state)
+    assert client["name"] == "Customer 1 plc"
+
+
 # -- workspaces from templates ----------------------------------------------------------
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from actors.errors import PermanentError
@@ -110,3 +112,94 @@ async def test_refused_record_surfaces_netsuite_detail_and_path(harness):
     assert "Invalid value for field parent" in str(error)
     assert "(at parent)" in str(error)
     assert harness.records("job") == []
+
+
+# -- restricted upserts (UpsertCustomer.fields) -------------------------------------------
+
+
+def _put_bodies(harness) -> list[dict]:
+    return [
+        json.loads(r.content)
+        for r in harness.transport.requests
+        if r.method == "PUT" and "/record/v1/customer/" in r.url.path
+    ]
+
+
+async def test_restricted_upsert_leaves_other_fields_of_an_existing_customer_alone(harness):
+    adapter = harness.adapter()
+    await adapter.execute(UpsertCustomer(idempotency_key="k1", account=account(tax_id="GB-1")))
+    eid = external_id("pssync", "cus", "001A")
+    internal = harness.state.id_for_eid("customer", eid)
+    # Edited in NetSuite by the people who own them (NetSuite has no change feed).
+    harness.state.update(
+        "customer", internal, {"vatRegNumber": "GB-ERP-2", "url": "https://erp.example"}
+    )
+    harness.transport.requests.clear()
+
+    result = await adapter.execute(
+        UpsertCustomer(
+            idempotency_key="k2",
+            account=account(name="Acme Renamed", tax_id="GB-1", currency="GBP"),
+            fields=("name",),
+        )
+    )
+
+    record = harness.by_eid("customer", eid)
+    assert record["companyName"] == "Acme Renamed"
+    assert record["vatRegNumber"] == "GB-ERP-2"
+    assert record["url"] == "https://erp.example"
+    assert record["currency"]["id"] == "1"  # not named: still USD
+    assert result.created is False
+    assert result.ids == {"001A": str(internal)}
+    [body] = _put_bodies(harness)
+    assert set(body) == {"companyName", "custentity_pssync_source", "externalId"}
+    assert result.details["updated_fields"] == "companyName"
+
+
+async def test_restricted_upsert_of_a_missing_customer_creates_it_whole(harness):
+    adapter = harness.adapter()
+
+    result = await adapter.execute(
+        UpsertCustomer(idempotency_key="k", account=account(tax_id="GB-1"), fields=("name",))
+    )
+
+    assert result.created is True
+    record = harness.by_eid("customer", external_id("pssync", "cus", "001A"))
+    assert record["companyName"] == "Acme Corp"
+    assert record["vatRegNumber"] == "GB-1"
+    assert record["url"] == "https://acme.example"
+    assert record["subsidiary"]["id"] == "1"
+    assert record["currency"]["id"] == "1"
+
+
+async def test_restricted_upsert_naming_nothing_netsuite_holds_writes_nothing(harness):
+    adapter = harness.adapter()
+    await adapter.execute(UpsertCustomer(idempotency_key="k1", account=account()))
+    before = dict(harness.by_eid("customer", external_id("pssync", "cus", "001A")))
+    harness.transport.requests.clear()
+
+    result = await adapter.execute(
+        UpsertCustomer(
+            idempotency_key="k2", account=account(name="Other"), fields=("invoice_email",)
+        )
+    )
+
+    assert result.created is False
+    assert harness.transport.count("PUT") == 0
+    assert harness.transport.count("POST", "suiteql") == 1  # the look only
+    assert harness.by_eid("customer", external_id("pssync", "cus", "001A")) == before
+
+
+async def test_restricted_upsert_naming_active_reactivates_the_customer(harness):
+    adapter = harness.adapter()
+    await adapter.execute(UpsertCustomer(idempotency_key="k1", account=account(active=False)))
+    eid = external_id("pssync", "cus", "001A")
+    assert harness.by_eid("customer", eid)["isInactive"] is True
+
+    await adapter.execute(
+        UpsertCustomer(idempotency_key="k2", account=account(name="Other"), fields=("active",))
+    )
+
+    record = harness.by_eid("customer", eid)
+    assert record["isInactive"] is False
+    assert record["companyName"] == "Acme Corp"

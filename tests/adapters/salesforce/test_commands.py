@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from actors.errors import PermanentError
@@ -206,6 +208,58 @@ async def test_several_matches_are_permanent_and_write_nothing(
     with pytest.raises(PermanentError) as caught:
         await adapter.execute(UpsertCustomer(idempotency_key="c3", account=customer(3)))
     assert caught.value.code == "MULTIPLE_CHOICES"
+
+
+async def test_a_restricted_upsert_writes_only_the_named_fields_of_an_existing_account(
+    autojump_clock, sandbox: Sandbox, adapter: SalesforceAdapter, transport: RecordingTransport
+) -> None:
+    first = await adapter.execute(UpsertCustomer(idempotency_key="c1", account=customer(1)))
+    account_id = first.ids["CUST-0001"]
+    sf_state(sandbox).update(
+        "Account", account_id, {"Tax_Id__c": "GB-EDITED", "Website": "https://w"}
+    )
+    transport.requests.clear()
+
+    result = await adapter.execute(
+        UpsertCustomer(
+            idempotency_key="c1-name",
+            account=msgspec.structs.replace(
+                customer(1, website="https://stale"), name="Customer One Renamed"
+            ),
+            fields=("name",),
+        )
+    )
+
+    assert result.ids == {"CUST-0001": account_id}
+    assert not result.created
+    record = sf_state(sandbox).records["Account"][account_id]
+    assert record["Name"] == "Customer One Renamed"
+    assert record["Tax_Id__c"] == "GB-EDITED"
+    assert record["Website"] == "https://w"
+    [patch] = [r for r in transport.data_requests() if r.method == "PATCH"]
+    assert patch.url.path.endswith(f"/sobjects/Account/{account_id}")
+    assert json.loads(patch.content) == {"Name": "Customer One Renamed"}
+
+
+async def test_a_restricted_upsert_of_a_missing_account_creates_it_whole(
+    autojump_clock, sandbox: Sandbox, adapter: SalesforceAdapter
+) -> None:
+    result = await adapter.execute(
+        UpsertCustomer(idempotency_key="c5", account=customer(5), fields=("name",))
+    )
+
+    assert result.created
+    record = sf_state(sandbox).records["Account"][result.ids["CUST-0005"]]
+    assert record["Tax_Id__c"] == "GB000111222"
+    assert record["BillingCity"] == "Leeds"
+
+
+async def test_restricted_upserts_are_not_batched(
+    autojump_clock, adapter: SalesforceAdapter
+) -> None:
+    command = UpsertCustomer(idempotency_key="c6", account=customer(6), fields=("name",))
+    with pytest.raises(ValueError, match="whole accounts"):
+        await adapter.upsert_customers([command])
 
 
 async def test_batched_customer_upserts(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from actors.errors import PermanentError
-from actors.messages import UpdateDealStatus
+from actors.messages import Contact, UpdateDealStatus, UpsertCustomer
 from adapters.governor import Lane
 from adapters.stripe import StripeOptions
 
-from .conftest import Harness, build, upsert_customer
+from .conftest import Harness, account, build, upsert_customer
 
 
 async def test_creates_a_customer_with_mapped_fields_and_metadata(harness: Harness) -> None:
@@ -118,3 +119,77 @@ async def test_an_id_search_cannot_quote_is_found_by_listing(harness: Harness) -
     assert second.created is False
     assert len(harness.objects("customer")) == 1
     assert not any(s.path.endswith("/search") for s in harness.recorder.sent)
+
+
+# -- restricted upserts (UpsertCustomer.fields) -------------------------------------------
+
+
+def restricted(key: str, *fields: str, **values) -> UpsertCustomer:
+    """An UpsertCustomer of the conftest account with ``values`` replaced, naming ``fields``."""
+    changed = msgspec.structs.replace(account(), **values)
+    return UpsertCustomer(
+        idempotency_key=key, correlation_id="corr-1", account=changed, fields=fields
+    )
+
+
+async def test_a_restricted_update_sends_only_the_named_fields(harness: Harness) -> None:
+    await harness.adapter.execute(upsert_customer())
+    [customer] = harness.objects("customer")
+    # Changed in Stripe by billing, which owns the invoice email.
+    harness.state.update("customer", customer["id"], {"email": "billing@acme.test"})
+
+    result = await harness.adapter.execute(restricted("run-2:customer", "name", name="Acme Group"))
+
+    [customer] = harness.objects("customer")
+    assert result.created is False
+    assert customer["name"] == "Acme Group"
+    assert customer["email"] == "billing@acme.test"
+    assert customer["phone"] == "+1 555 0100"
+    assert customer["address"]["line1"] == "1 Main St"
+    assert customer["metadata"] == {"pssync_id": "A-1", "pssync_source": "account:A-1"}
+    update = harness.recorder.posts()[-1]
+    assert update.path == f"/v1/customers/{customer['id']}"
+    assert set(update.form) == {"name", "metadata[pssync_id]", "metadata[pssync_source]"}
+
+
+async def test_a_restricted_update_of_an_unchanged_field_writes_nothing(
+    harness: Harness,
+) -> None:
+    await harness.adapter.execute(upsert_customer())
+    [customer] = harness.objects("customer")
+    harness.state.update("customer", customer["id"], {"email": "billing@acme.test"})
+
+    # The name is what Stripe has; the stale email is not named, so nothing differs.
+    await harness.adapter.execute(restricted("run-2:customer", "name"))
+
+    assert len(harness.recorder.posts()) == 1
+    assert harness.objects("customer")[0]["email"] == "billing@acme.test"
+
+
+async def test_invoice_email_names_the_email_alone(harness: Harness) -> None:
+    await harness.adapter.execute(upsert_customer())
+    [customer] = harness.objects("customer")
+    harness.state.update("customer", customer["id"], {"phone": "+44 20 0000"})
+
+    await harness.adapter.execute(
+        restricted(
+            "run-2:customer",
+            "invoice_email",
+            billing_contact=Contact(id="C-1", email="new@acme.test", phone="+1 555 0100"),
+        )
+    )
+
+    [customer] = harness.objects("customer")
+    assert customer["email"] == "new@acme.test"
+    assert customer["phone"] == "+44 20 0000"
+
+
+async def test_a_restricted_command_for_a_missing_customer_creates_it_whole(
+    harness: Harness,
+) -> None:
+    result = await harness.adapter.execute(restricted("run-1:customer", "name"))
+
+    [customer] = harness.objects("customer")
+    assert result.created is True
+    assert customer["email"] == "ap@acme.test"
+    assert customer["address"]["city"] == "Springfield"
