@@ -77,7 +77,7 @@ the Account's attributes but its id, refs and timestamp, the aliases, and ``invo
 
 
 class UpsertCustomer(Command, frozen=True, kw_only=True, tag="upsert_customer"):
-    """Sent by deal_to_project (whole) and customer_master (``fields`` only) to a system actor."""
+    """Sent by deal_to_project and customer_master; ``fields`` limits what a customer gets."""
 
     account: Account
     """The whole account: what a customer that does not exist yet is created from."""

@@ -17,6 +17,19 @@ Steps, in order (names stable; see :func:`deal_to_project`):
 5. ``crm_writeback`` (ids and status ``active``), ``publish`` (ProjectActivated, once per
    project: its envelope id comes from the project id alone).
 
+Customer fields a target owns (``deps.field_owners``, config ``[governance.customer_master]``:
+canonical field → owning system) are that system's to change: a repeat customer (a second
+won deal for an account pssync already provisioned) or an existing parent must not get
+them rolled back to the CRM's values. So every ``UpsertCustomer`` to a system S (the
+``erp_parent:…``, ``erp_customer``, ``psa_client`` and ``billing_customer`` steps) is
+restricted (``fields``, see :func:`customer_fields`) to every customer field except those
+S owns, aliases resolved both ways (an owner of ``parent_account`` owns ``parent_id``; an
+owner of ``invoice_email`` or ``billing_contact`` owns both, the contact carrying the
+email). A system that owns none gets the whole account (``fields=()``), as does a
+customer S does not have yet: the adapters create a missing customer from the whole
+account. Step names and idempotency keys do not depend on the fields, so a resumed or
+replayed run meets the same memoised steps.
+
 Id map kinds (:data:`ACCOUNT` …) record every id a step learns; milestone_to_invoice
 resolves a completed PSA milestone with :func:`activated_milestone`.
 """
@@ -49,6 +62,7 @@ from actors.messages import (
     decode_envelope,
     envelope_id,
 )
+from actors.messages.commands import CUSTOMER_FIELD_ALIASES, CUSTOMER_FIELDS, INVOICE_EMAIL
 from adapters.base import CommandResult
 from store import Journal
 
@@ -76,6 +90,7 @@ __all__ = [
     "activated_milestone",
     "activated_project",
     "activation_envelope_id",
+    "customer_fields",
     "deal_to_project",
 ]
 
@@ -150,6 +165,34 @@ async def activated_milestone(
         customer_ids=await journal.ids_of(ACCOUNT, activated.project.account_id),
         project_ids=await journal.ids_of(PROJECT, project),
     )
+
+
+_CONTACT_FIELDS = frozenset({INVOICE_EMAIL, "billing_contact"})
+"""Either names the billing contact's email: whoever owns one owns it, so both are held."""
+
+
+def customer_fields(owners: Mapping[str, str], system: str) -> tuple[str, ...]:
+    """The customer fields an UpsertCustomer to ``system`` writes: all but ``system``'s.
+
+    ``owners`` maps a canonical field to the system that owns it. A field ``system`` owns
+    is held back under all its names (``parent_account``/``parent_id``,
+    ``payment_terms``/``payment_terms_days``; ``invoice_email``/``billing_contact``).
+    ``()`` — the whole account — when ``system`` owns no customer field.
+    """
+    held: set[str] = set()
+    for name, owner in owners.items():
+        if owner != system:
+            continue
+        names = {name, CUSTOMER_FIELD_ALIASES.get(name, name)}
+        names |= {alias for alias, field in CUSTOMER_FIELD_ALIASES.items() if field in names}
+        if names & _CONTACT_FIELDS:
+            names |= _CONTACT_FIELDS
+        held |= names & CUSTOMER_FIELDS
+    if not held:
+        return ()
+    # Non-empty while any field stays unowned by ``system`` (a system owning every one
+    # of them is not a configuration anyone has; it would get the whole account).
+    return tuple(sorted(CUSTOMER_FIELDS - held))
 
 
 def _options(deps: object) -> tuple[Mapping[str, Collection[str]] | None, Mapping[str, object]]:
@@ -351,7 +394,10 @@ class _Provisioning:
         return published
 
     async def _erp_customers(self) -> str:
-        """Parents booked in the same ERP (top first), then the account: its ERP id."""
+        """Parents booked in the same ERP (top first), then the account: its ERP id.
+
+        Each is written without the fields the ERP owns (:func:`customer_fields`).
+        """
         facts = self.facts
         chain = [facts.account]
         for parent in facts.ancestors:
@@ -373,6 +419,7 @@ class _Provisioning:
                     correlation_id=self.ctx.correlation_id,
                     account=account,
                     contacts=contacts,
+                    fields=customer_fields(self.deps.field_owners, facts.erp),
                 ),
             )
             customer_id = result.ids[account.id]
@@ -380,6 +427,7 @@ class _Provisioning:
         return customer_id
 
     async def _customer(self, step: str, system: str) -> str:
+        """The account as ``system``'s customer (the fields it owns held back): its id."""
         account = self.facts.account
         result = await self._execute(
             step,
@@ -389,6 +437,7 @@ class _Provisioning:
                 correlation_id=self.ctx.correlation_id,
                 account=account,
                 contacts=(self.facts.billing_contact,),
+                fields=customer_fields(self.deps.field_owners, system),
             ),
         )
         await self._map(ACCOUNT, account.id, system, result.ids[account.id])

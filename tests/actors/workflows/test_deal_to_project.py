@@ -22,6 +22,7 @@ import trio
 
 from actors.messages import (
     Account,
+    AnyCommand,
     Contact,
     DealWon,
     Envelope,
@@ -29,8 +30,10 @@ from actors.messages import (
     Opportunity,
     OpportunityLine,
     ProjectActivated,
+    UpsertCustomer,
     decode_envelope,
 )
+from actors.messages.commands import CUSTOMER_FIELDS
 from actors.workflows import ReplaySelection, replay
 from actors.workflows.deal_to_project import (
     ACCOUNT,
@@ -38,8 +41,10 @@ from actors.workflows.deal_to_project import (
     PROJECT,
     SPEC,
     activated_milestone,
+    customer_fields,
 )
 from actors.workflows.deal_validation import DealFacts, Problem, check_deal
+from adapters.base import CommandResult
 from adapters.sandbox.seed import add_opportunity
 from store import ExceptionRecord
 from tests.e2e.stack import OWNERS, Stack, open_stack
@@ -299,6 +304,195 @@ async def test_billed_amounts_changed_after_activation_park_for_the_deal_desk(
         assert f"changed after project PRJ-{deal} was activated" in exception.message
         assert f"MS-{line}" in exception.message
         assert vendor_objects(stack) == before
+
+
+# -- fields the targets own ------------------------------------------------------------
+
+ERP_OWNED = frozenset({"tax_id", "billing_address", "payment_terms", "payment_terms_days"})
+"""What the sandbox config's ``[governance.customer_master]`` gives the ERP, every name."""
+BILLING_OWNED = frozenset({"invoice_email", "billing_contact"})
+"""What it gives billing: ``invoice_email``, which the billing contact carries."""
+
+
+def record_customer_commands(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[str, UpsertCustomer]]:
+    """Every UpsertCustomer the workflow sends from now on, with its system."""
+    sent: list[tuple[str, UpsertCustomer]] = []
+    deps = stack.pipeline.deps
+    execute = deps.execute
+
+    async def recording(system: str, command: AnyCommand) -> CommandResult:
+        if isinstance(command, UpsertCustomer):
+            sent.append((system, command))
+        return await execute(system, command)
+
+    monkeypatch.setattr(deps, "execute", recording)
+    return sent
+
+
+def with_tax_ids(stack: Stack, account_id: str) -> tuple[str, str]:
+    """Give a seeded account (which has a parent) and its parent tax ids in the CRM (the
+    seed's have none); (account, parent)."""
+    sf = salesforce(stack)
+    parent = sf.records["Account"][account_id]["ParentId"]
+    sf.update("Account", account_id, {"Tax_Id__c": "GB-111-CHILD"})
+    sf.update("Account", parent, {"Tax_Id__c": "US-22-PARENT"})
+    stack.touched()
+    return account_id, parent
+
+
+def erp_customer(stack: Stack, account_id: str) -> dict[str, Any]:
+    netsuite = stack.sandbox.vendors["netsuite"].state
+    return netsuite.get("customer", netsuite.id_for_eid("customer", f"pssync-cus-{account_id}"))
+
+
+def stripe_customer(stack: Stack, account_id: str) -> dict[str, Any]:
+    customers = stack.sandbox.vendors["stripe"].state.objects["customer"].values()
+    [found] = [c for c in customers if c["metadata"].get("pssync_id") == account_id]
+    return found
+
+
+def assert_restricted_by_ownership(sent: list[tuple[str, UpsertCustomer]]) -> None:
+    """ERP and billing were sent all but the fields they own; the PSA, owning none, the
+    whole account."""
+    assert {system for system, _ in sent} == {"erp", "psa", "billing"}
+    for system, command in sent:
+        if system == "erp":
+            assert set(command.fields) == CUSTOMER_FIELDS - ERP_OWNED
+        elif system == "billing":
+            assert set(command.fields) == CUSTOMER_FIELDS - BILLING_OWNED
+        else:
+            assert command.fields == ()
+
+
+async def test_a_repeat_customer_keeps_what_its_targets_own_and_changed_there(
+    tmp_path, autojump_clock, monkeypatch
+) -> None:
+    async with open_stack(tmp_path, workflows=(SPEC,)) as stack:
+        child, parent = with_tax_ids(stack, customer_accounts(stack, with_parent=True)[0])
+        first = win_implementation_deal(stack, child)
+        await settle(stack)
+        assert erp_customer(stack, child)["vatRegNumber"] == "GB-111-CHILD"
+        assert erp_customer(stack, parent)["vatRegNumber"] == "US-22-PARENT"
+        # The owners change their fields in their own systems, where pssync cannot see it:
+        # the ERP's tax ids in NetSuite, billing's invoice email in Stripe.
+        netsuite = stack.sandbox.vendors["netsuite"].state
+        for account_id, tax_id in ((child, "GB-999-ERP-OWNED"), (parent, "US-99-ERP-OWNED")):
+            internal = netsuite.id_for_eid("customer", f"pssync-cus-{account_id}")
+            netsuite.update("customer", internal, {"vatRegNumber": tax_id})
+        stripe = stack.sandbox.vendors["stripe"].state
+        stripe.update("customer", stripe_customer(stack, child)["id"], {"email": "ar@bill.example"})
+        # The CRM renames the account (a field it owns) before winning the second deal.
+        salesforce(stack).update("Account", child, {"Name": "Renamed For Deal Two Ltd"})
+        before = vendor_objects(stack)
+        sent = record_customer_commands(stack, monkeypatch)
+
+        today = dt.datetime.fromtimestamp(stack.now(), dt.UTC).date()
+        second = add_opportunity(
+            salesforce(stack),
+            random.Random(f"{child}:second"),
+            child,
+            today,
+            service_line="implementation",
+            stage="Closed Won",
+        )
+        stack.touched()
+        await settle(stack)
+
+        # What the owners changed survives the second deal's provisioning ...
+        assert erp_customer(stack, child)["vatRegNumber"] == "GB-999-ERP-OWNED"
+        assert erp_customer(stack, parent)["vatRegNumber"] == "US-99-ERP-OWNED"
+        assert stripe_customer(stack, child)["email"] == "ar@bill.example"
+        # ... while what they do not own still arrives (the CRM's new name) ...
+        assert erp_customer(stack, child)["companyName"] == "Renamed For Deal Two Ltd"
+        assert stripe_customer(stack, child)["name"] == "Renamed For Deal Two Ltd"
+        sent_to = Counter(system for system, _ in sent)
+        assert sent_to == {"erp": 2, "psa": 1, "billing": 1}  # the parent, then the account
+        assert_restricted_by_ownership(sent)
+        # ... and the second project is created as any other, reusing the customers.
+        published = await activations(stack)
+        assert Counter(e.body.project.opportunity_id for e in published) == {first: 1, second: 1}
+        after = vendor_objects(stack)
+        for kind in ("netsuite/customer", "stripe/customer", "kantata/workspace_groups"):
+            assert after[kind] == before[kind], kind
+        for kind in ("netsuite/job", "kantata/workspaces"):
+            assert after[kind] == before[kind] + 1, kind
+        assert salesforce(stack).records["Opportunity"][second]["Project_Status__c"] == "active"
+        assert stack.duplicates() == {}
+        assert await stack.exceptions() == []
+
+
+async def test_a_first_time_customer_is_created_with_every_field(
+    tmp_path, autojump_clock, monkeypatch
+) -> None:
+    async with open_stack(tmp_path, workflows=(SPEC,)) as stack:
+        child, parent = with_tax_ids(stack, customer_accounts(stack, with_parent=True)[0])
+        sent = record_customer_commands(stack, monkeypatch)
+        win_implementation_deal(stack, child)
+        await settle(stack)
+
+        account = (await deal_envelopes(stack))[-1].body.account
+        assert account.id == child
+        contact = account.billing_contact
+        assert contact is not None
+        assert contact.email
+        assert account.billing_address is not None
+        # Restricted commands (the ERP's and billing's fields held back) ...
+        assert_restricted_by_ownership(sent)
+        # ... yet the customers they did not find were created from the whole account,
+        # the fields the targets own included.
+        customer = erp_customer(stack, child)
+        assert customer["companyName"] == account.name
+        assert customer["vatRegNumber"] == "GB-111-CHILD"
+        assert customer["url"] == account.website
+        assert customer["parent"]["id"] == str(netsuite_id(stack, parent))
+        assert erp_customer(stack, parent)["vatRegNumber"] == "US-22-PARENT"
+        billing = stripe_customer(stack, child)
+        assert (billing["name"], billing["email"]) == (account.name, contact.email)
+        assert billing["address"]["city"] == account.billing_address.city
+        assert billing["address"]["country"] == account.billing_address.country
+        assert stack.duplicates() == {}
+
+
+def netsuite_id(stack: Stack, account_id: str) -> int:
+    return stack.sandbox.vendors["netsuite"].state.id_for_eid(
+        "customer", f"pssync-cus-{account_id}"
+    )
+
+
+def test_a_system_is_sent_every_customer_field_but_its_own_under_any_name() -> None:
+    owners = {
+        "name": "crm",
+        "parent_account": "erp",
+        "payment_terms_days": "erp",
+        "invoice_email": "billing",
+    }
+    erp = customer_fields(owners, "erp")
+    assert set(erp) == CUSTOMER_FIELDS - {
+        "parent_account",
+        "parent_id",
+        "payment_terms",
+        "payment_terms_days",
+    }
+    billing = customer_fields(owners, "billing")
+    assert set(billing) == CUSTOMER_FIELDS - {"invoice_email", "billing_contact"}
+    account = Account(id="001A", name="Acme Inc.")
+    to_billing = UpsertCustomer(idempotency_key="k", account=account, fields=billing)
+    assert not to_billing.writes("invoice_email")
+    assert not to_billing.writes("billing_contact")
+    assert to_billing.writes("name")
+    to_erp = UpsertCustomer(idempotency_key="k", account=account, fields=erp)
+    assert not to_erp.writes("parent_id")
+    assert not to_erp.writes("payment_terms")
+    assert to_erp.writes("tax_id")
+    # Owning the contact owns its email; owning nothing (or no customer field) is the
+    # whole account.
+    assert set(customer_fields({"billing_contact": "billing"}, "billing")) == (
+        CUSTOMER_FIELDS - {"invoice_email", "billing_contact"}
+    )
+    assert customer_fields(owners, "psa") == ()
+    assert customer_fields({"no_such_field": "psa"}, "psa") == ()
 
 
 # -- malformed deals --------------------------------------------------------------------
