@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 
@@ -100,6 +102,53 @@ async def test_many_concurrent_appenders_need_fewer_commits_than_appends(
     assert stats.events == 600
     assert stats.commits < 600
     assert await journal.max_seq() == 600
+
+
+def _open_deleted_files() -> set[str]:
+    """Files this process holds open that are already unlinked (SQLite's temp files)."""
+    found: set[str] = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.endswith(" (deleted)"):
+                found.add(target)
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux /proc")
+async def test_a_merged_insert_over_many_index_pages_writes_no_temp_file(
+    journal: Journal,
+) -> None:
+    def stream_id(stream: int, n: int) -> str:
+        return f"psa:time_entry:{stream:04d}{n:09d}:v1"  # one ascending range per feed
+
+    # 100 feeds of 50 events: the unique id index spans ~50-100 leaf pages.
+    await journal.append([event(stream_id(s, n)) for n in range(50) for s in range(100)])
+    entered, release = threading.Event(), threading.Event()
+    during: list[set[str]] = []
+    commits_before = journal.commit_stats().commits
+
+    def probe(_conn: sqlite3.Connection) -> None:
+        during.append(_open_deleted_files())  # inside the batch's transaction
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_hold_writer, journal, entered, release)
+        await trio.to_thread.run_sync(entered.wait)
+        # The next event of each feed: the merged insert's statements modify one existing
+        # index page per row or two, far more than 64 KiB of statement journal.
+        nursery.start_soon(journal.append, [event(stream_id(s, 50)) for s in range(100)])
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(journal._writer.call, probe)
+        await trio.testing.wait_all_tasks_blocked()
+        before = _open_deleted_files()
+        release.set()
+
+    # The blocker's transaction, then the append and the probe in one: the append ran
+    # first, and its statement journal stayed in memory (no temporary file was opened).
+    assert journal.commit_stats().commits - commits_before == 2
+    assert len(during) == 1
+    assert during[0] - before == set()
+    assert await journal.count_events(0) == 5_100
 
 
 async def test_cancelled_waiter_still_gets_its_durable_result(journal: Journal) -> None:
