@@ -59,6 +59,7 @@ __all__ = [
     "aclose_clients",
     "build_adapters",
     "build_system_clients",
+    "check_mappings",
     "governor_config",
     "http_config",
     "open_system_clients",
@@ -79,7 +80,14 @@ _FACTORIES: dict[str, Callable[..., VendorAdapter]] = {
     "netsuite": netsuite.create_adapter,
     "stripe": stripe.create_adapter,
 }
-assert set(_SIGNALS) == set(_FACTORIES) == schema.ADAPTER_VENDORS
+# The entities of config/mappings/<vendor>.toml each adapter uses.
+_MAPPED_ENTITIES: dict[str, tuple[str, ...]] = {
+    "salesforce": salesforce.MAPPED_ENTITIES,
+    "kantata": kantata.MAPPED_ENTITIES,
+    "netsuite": netsuite.MAPPED_ENTITIES,
+    "stripe": stripe.MAPPED_ENTITIES,
+}
+assert set(_SIGNALS) == set(_FACTORIES) == set(_MAPPED_ENTITIES) == schema.ADAPTER_VENDORS
 
 # Closing a client drops pooled connections; bounded so a hung peer cannot stall shutdown.
 _CLOSE_TIMEOUT_S = 10.0
@@ -181,6 +189,38 @@ def build_system_clients(
     return clients
 
 
+def check_mappings(config: schema.Config, mappings: Mapping[str, MappingSet]) -> list[ConfigError]:
+    """A problem for every configured system whose vendor has no mapping file in
+    ``[mappings] directory``, or whose file lacks an entity the vendor's adapter uses
+    (each names the file and entity). ``pssync config check`` and start-up both ask."""
+    problems: list[ConfigError] = []
+    for vendor in sorted({system.vendor for system in config.systems.values()}):
+        if vendor not in _MAPPED_ENTITIES:
+            continue  # check_adapters reports a vendor without an adapter
+        names = sorted(name for name, system in config.systems.items() if system.vendor == vendor)
+        mapping = mappings.get(vendor)
+        if mapping is None:
+            problems.append(
+                ConfigError(
+                    f'no mapping file for vendor "{vendor}" (systems {", ".join(names)}) in '
+                    f"{config.mappings.directory}",
+                    path=key_path("mappings", "directory"),
+                )
+            )
+            continue
+        for entity in _MAPPED_ENTITIES[vendor]:
+            if entity not in mapping.entities:
+                problems.append(
+                    ConfigError(
+                        f"no mapping for entity {entity!r}, which the {vendor} adapter uses "
+                        f"(have: {', '.join(sorted(mapping.entities))})",
+                        path=f"entities.{entity}",
+                        source=mapping.source,
+                    )
+                )
+    return problems
+
+
 def build_adapters(
     config: schema.Config,
     clients: Mapping[str, SystemClient],
@@ -194,7 +234,7 @@ def build_adapters(
     :func:`adapters.mapping.load_mappings` on ``config.mappings.directory``. Closing an
     adapter closes its client. ``wall_clock`` as for :func:`build_system_clients`.
     """
-    problems = check_adapters(config)
+    problems = check_adapters(config) or check_mappings(config, mappings)
     if problems:
         raise problems[0] if len(problems) == 1 else ConfigErrors(problems)
     adapters: dict[str, VendorAdapter] = {}
@@ -204,18 +244,10 @@ def build_adapters(
             client = clients[name]
         except KeyError:
             raise ValueError(f"no client for system {name!r}") from None
-        mapping = mappings.get(system.vendor)
-        if mapping is None:
-            raise ConfigError(
-                f'no mapping file for vendor "{system.vendor}" (system "{name}") in '
-                f"{config.mappings.directory}",
-                path=key_path("mappings", "directory"),
-            )
         options = _adapter_options(path, system)
         extra = {"wall_clock": wall_clock} if system.vendor == "stripe" else {}
-        # A mapping without an entity the adapter uses is a ConfigError naming the file.
         adapters[name] = _FACTORIES[system.vendor](
-            system=name, client=client, mappings=mapping, options=options, **extra
+            system=name, client=client, mappings=mappings[system.vendor], options=options, **extra
         )
     return adapters
 

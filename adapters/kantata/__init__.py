@@ -11,6 +11,7 @@ completed milestones, exports marked with external references.
 - :mod:`.api` — the calls over the governed HTTP client; :mod:`.wire` — the envelope.
 """
 
+from .adapter import MAPPED_ENTITIES as MAPPED_ENTITIES
 from .adapter import KantataAdapter as KantataAdapter
 from .adapter import create_adapter as create_adapter
 from .feeds import KantataFeed as KantataFeed

@@ -12,6 +12,7 @@
 
 from .adapter import NetSuiteAdapter as NetSuiteAdapter
 from .adapter import create_adapter as create_adapter
+from .fields import MAPPED_ENTITIES as MAPPED_ENTITIES
 from .ids import external_id as external_id
 from .options import NetSuiteOptions as NetSuiteOptions
 from .options import RecordTypes as RecordTypes

@@ -10,6 +10,7 @@
   :mod:`.hierarchy` — accounts with their parent chains.
 """
 
+from .adapter import MAPPED_ENTITIES as MAPPED_ENTITIES
 from .adapter import SalesforceAdapter as SalesforceAdapter
 from .adapter import create_adapter as create_adapter
 from .batches import BatchWriteError as BatchWriteError

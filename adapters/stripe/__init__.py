@@ -11,6 +11,7 @@ Auth is a static secret key: ``adapters.auth.BearerToken(key)`` with
 ``adapters.signals.StripeSignals()`` for the client.
 """
 
+from .adapter import MAPPED_ENTITIES as MAPPED_ENTITIES
 from .adapter import StripeAdapter as StripeAdapter
 from .adapter import create_adapter as create_adapter
 from .feed import InvoiceEventsFeed as InvoiceEventsFeed

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from actors.errors import ConfigError
+from adapters.mapping import load_mappings
 
 from ..config import Config
 from ..config_checks import check_adapters
@@ -13,6 +14,7 @@ from ..config_load import load_config
 from ..errors import ConfigErrors, config_problems
 from ..render import emit, key_values, table, to_json
 from ..secrets import SecretResolver, resolve_all
+from ..systems import check_mappings
 from .common import ExitCode, add_json_flag, report_config_error
 
 
@@ -41,6 +43,9 @@ def check_command(args: argparse.Namespace) -> int:
         # A vendor the schema knows but no adapter speaks yet cannot run: say so here,
         # not at the service's first start.
         problems = check_adapters(config, source=args.file)
+        if not problems and config.systems:
+            # The field mappings the adapters will load at start (broken files raise).
+            problems = check_mappings(config, load_mappings(config.mappings.directory))
         if problems:
             raise problems[0] if len(problems) == 1 else ConfigErrors(problems)
         if args.resolve_secrets:

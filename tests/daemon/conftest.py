@@ -35,9 +35,16 @@ token_id = "env:NS_TI"
 token_secret = "env:NS_TS"
 """
 
-BASE = GOVERNANCE + ERP
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "config" / "pssync.example.toml"
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "pssync.example.toml"
+# The repository's mapping files: `config check` refuses a system without its vendor's.
+MAPPINGS = f"""
+[mappings]
+directory = "{REPO / "config" / "mappings"}"
+"""
+
+BASE = GOVERNANCE + MAPPINGS + ERP
 
 
 @pytest.fixture(autouse=True)

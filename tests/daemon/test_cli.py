@@ -12,7 +12,7 @@ from daemon.cli import main
 from daemon.cli.common import ExitCode
 from store import EventRecord, open_journal
 
-from .conftest import BASE, EXAMPLE, GOVERNANCE
+from .conftest import BASE, ERP, EXAMPLE, GOVERNANCE
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -281,3 +281,27 @@ auth = { method = "basic", username = "pssync", password = "env:ORACLE_PASSWORD"
     assert 'systems.erp.vendor: vendor "oracle" has no adapter in this version' in (
         capsys.readouterr().err
     )
+
+
+def test_config_check_refuses_mappings_the_adapters_cannot_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mappings = tmp_path / "mappings"
+    mappings.mkdir()
+    netsuite = (Path(__file__).resolve().parents[2] / "config/mappings/netsuite.toml").read_text()
+    (mappings / "netsuite.toml").write_text(netsuite.replace("[entities.payment", "[entities.pay"))
+    path = tmp_path / "pssync.toml"
+    path.write_text(GOVERNANCE + ERP + '[mappings]\ndirectory = "mappings"\n')
+
+    # What `pssync run` would refuse at start is refused here, naming file and entity.
+    assert main(["config", "check", str(path)]) == ExitCode.USAGE
+    assert capsys.readouterr().err == (
+        f"pssync: error: {mappings / 'netsuite.toml'}: entities.payment: no mapping for "
+        "entity 'payment', which the netsuite adapter uses (have: customer, expense_line, "
+        "invoice, invoice_line, invoice_record, job, job_row, journal_entry, pay, "
+        "receivable_totals, timebill, timebill_totals)\n"
+    )
+
+    (mappings / "netsuite.toml").unlink()
+    assert main(["config", "check", str(path)]) == ExitCode.USAGE
+    assert 'no mapping file for vendor "netsuite" (systems erp)' in capsys.readouterr().err

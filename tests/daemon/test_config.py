@@ -74,8 +74,8 @@ BAD = [
     ),
     (
         "type-date",
-        "[mappings]\ndirectory = 2024-01-01\n",
-        "mappings.directory: expected a string, got 2024-01-01",
+        "[journal]\npath = 2024-01-01\n",
+        "journal.path: expected a string, got 2024-01-01",
     ),
     (
         "constraint-min",

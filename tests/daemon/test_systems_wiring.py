@@ -486,4 +486,4 @@ async def test_a_vendor_with_no_mapping_file_names_the_mappings_directory(
             build_adapters(wired.config, clients, mappings)
 
     assert caught.value.path == "mappings.directory"
-    assert 'vendor "stripe" (system "billing")' in caught.value.message
+    assert 'vendor "stripe" (systems billing)' in caught.value.message
