@@ -7,9 +7,11 @@ own part:
 
 ``PaymentReceived``
     1. ``locate`` — the ERP that holds the invoice and the ERP ids of invoice and customer,
-       from the id map written by milestone_to_invoice (``invoice`` ``ms-<milestone>``) and
-       deal_to_project (``account`` or ``customer``). An invoice pssync never issued →
-       ``billing`` exception; one issued in billing but not yet in an ERP → retried.
+       from the id map written by milestone_to_invoice (``invoice`` ``ms-<milestone>``),
+       by this workflow's ``InvoiceIssued`` (``sub-<billing invoice>``, ``tm-<project>-
+       <YYYY-MM>``) and by deal_to_project (``account`` or ``customer``). An invoice pssync
+       never issued → ``billing`` exception; one issued in billing but not yet in an ERP →
+       retried.
     2. ``apply_payment`` — ``ApplyPayment`` to that ERP, against the ERP invoice. NetSuite
        keys the customer payment by the canonical payment id (Stripe's charge), so the
        Stripe payment becomes exactly one ERP payment however often it is replayed.
@@ -18,8 +20,8 @@ own part:
 ``InvoiceStatusChanged``
     - ``void`` / ``uncollectible``: ``locate``, then ``update_status`` (``UpdateInvoiceStatus``
       to the ERP: a reversing journal), then ``crm_progress``;
-    - ``open`` / ``paid`` / ``draft``: nothing to post (issuing is milestone_to_invoice's,
-      cash is the payment's); ``crm_progress`` only.
+    - ``open`` / ``paid`` / ``draft``: nothing to post (issuing is milestone_to_invoice's
+      or ``InvoiceIssued``'s below, cash is the payment's); ``crm_progress`` only.
 
 ``InvoiceIssued`` (recurring revenue)
     Stripe raises the invoices of the subscriptions deal_to_project created itself; pssync
@@ -39,6 +41,33 @@ own part:
 
     Its payment and status changes then ``locate`` it under ``sub-<billing invoice id>``
     like a milestone invoice.
+
+``InvoiceIssued`` (time and materials)
+    time_expense_to_erp adds a T&M project's billable hours to a *draft* invoice in
+    billing, canonical id ``tm-<project>-<YYYY-MM>`` (in the billing invoice's metadata,
+    so the feed's invoice carries it as its id), and never finalizes it: finance does, in
+    billing, at month end. Once it is issued:
+
+    1. ``tm_source`` — the project's facts as time_expense_to_erp reads them
+       (:func:`~.time_expense_to_erp.project_facts`, through the ``project`` id map's PSA
+       workspace): the ERP that books for its legal entity, that ERP's customer of the
+       project's account (id map ``account``), the project's dimensions. Refusals: a
+       project pssync never provisioned → ``billing`` exception naming the invoice; no
+       ERP for the legal entity → ``mapping``; no ERP customer → ``billing``; a billing
+       invoice other than the one the id map holds under that ``tm-`` id (a copy made in
+       billing) → ``billing``, nothing posted.
+    2. ``post_tm_invoice`` — ``PostInvoice`` to that ERP under the canonical ``tm-`` id,
+       the invoice as billing issued it (number, issue date, due date), against the
+       project, with its dimensions. Lines: the feed's lines when it reports any; Stripe's
+       feed reports none (its lines stay with the draft's items), so today one line for
+       the invoice total (tax included), as on the recurring path — whatever finance
+       changed on the draft before finalizing it is in that total. Mapped ``invoice``
+       ``tm-…`` → billing id (already mapped by time_expense_to_erp) and → ERP id.
+       NetSuite keys the invoice by the canonical id and an already-mapped invoice is
+       not sent again, so replays and repeated events post it once.
+
+    Its payment and status changes then ``locate`` it under its ``tm-`` id. An issued
+    invoice billing nothing (total zero) is not posted, on either path.
 
 CRM progress is the account's position as pssync knows it, recomputed from the journal's
 invoice status facts (latest per invoice of the account, in the event's currency):
@@ -60,6 +89,7 @@ from actors.messages import (
     ApplyPayment,
     Envelope,
     ExternalRef,
+    FinancialDimensions,
     Invoice,
     InvoiceIssued,
     InvoiceLine,
@@ -76,7 +106,9 @@ from actors.messages import (
 from adapters.base import CommandResult
 
 from .context import RunContext
+from .deal_to_project import PROJECT
 from .spec import WorkflowSpec
+from .time_expense_to_erp import project_facts, tm_invoice_parts
 
 __all__ = [
     "CUSTOMER_KINDS",
@@ -86,6 +118,7 @@ __all__ = [
     "SUBSCRIPTION",
     "Located",
     "Recurring",
+    "TimeAndMaterials",
     "invoice_feedback",
     "recurring_invoice_id",
 ]
@@ -93,7 +126,8 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 INVOICE = "invoice"
-"""Id-map kind of invoices (milestone_to_invoice maps billing and ERP ids under it)."""
+"""Id-map kind of invoices (milestone_to_invoice maps billing and ERP ids under it, and
+this workflow the ERP ids of the recurring and T&M invoices it posts)."""
 CUSTOMER_KINDS = ("account", "customer")
 """Id-map kinds deal_to_project may map a customer under (as time_expense_to_erp reads)."""
 PAYMENT = "payment"
@@ -132,6 +166,19 @@ def recurring_invoice_id(billing_invoice_id: str) -> str:
     return f"sub-{billing_invoice_id}"
 
 
+class TimeAndMaterials(msgspec.Struct, frozen=True, kw_only=True):
+    """A T&M invoice's project and where it books (memoised by ``tm_source``)."""
+
+    project_id: str
+    project_name: str = ""
+    period: str
+    erp: str
+    customer_id: str
+    contract_id: str | None = None
+    legal_entity: str | None = None
+    dimensions: FinancialDimensions | None = None
+
+
 class Progress(msgspec.Struct, frozen=True, kw_only=True):
     """An account's billing position (memoised, so a resumed run writes the same)."""
 
@@ -167,6 +214,8 @@ async def invoice_feedback(ctx: RunContext) -> None:
             subscription = _subscription_ref(invoice.external_refs, ctx.deps.system("billing"))
             if subscription:
                 await _post_recurring(ctx, invoice, subscription)
+            elif (tm := tm_invoice_parts(invoice.id)) is not None:
+                await _post_tm(ctx, invoice, *tm)
         case InvoiceStatusChanged(status=status):
             if status in _POSTED_STATUSES:
                 # Without pssync's metadata the canonical id is the billing system's own.
@@ -216,8 +265,9 @@ async def _locate(
             INVOICE, recurring_invoice_id(invoice_id)
         )
         if billing:
-            # pssync issued it in billing; milestone_to_invoice may still be posting it to
-            # the ERP. Retry with backoff; the engine parks it once attempts run out.
+            # pssync issued it in billing; milestone_to_invoice (or this workflow's
+            # InvoiceIssued run) may still be posting it to the ERP. Retry with backoff;
+            # the engine parks it once attempts run out.
             raise RetryableError(
                 f"invoice {invoice_id} is issued in billing ({_render(billing)}) but not yet"
                 " posted to an ERP"
@@ -242,10 +292,7 @@ def _subscription_ref(refs: tuple[ExternalRef, ...], billing: str) -> str:
 
 async def _post_recurring(ctx: RunContext, invoice: Invoice, subscription: str) -> None:
     billing = ctx.deps.system("billing")
-    billing_invoice = next(
-        (r.id for r in invoice.external_refs if r.object_type == INVOICE and r.system == billing),
-        invoice.id,
-    )
+    billing_invoice = _billing_invoice(invoice, billing)
     canonical = recurring_invoice_id(billing_invoice)
     source = await ctx.step(
         "recurring_source",
@@ -333,6 +380,150 @@ async def _recurring_source(
         project_id=activated.project.id,
         erp=erp,
         customer_id=customer,
+    )
+
+
+async def _post_tm(ctx: RunContext, invoice: Invoice, project_id: str, period: str) -> None:
+    """Post an issued time-and-materials invoice to the ERP (module docstring)."""
+    billing = ctx.deps.system("billing")
+    billing_invoice = _billing_invoice(invoice, billing)
+    canonical = invoice.id
+    total = invoice.total or invoice.amount_due
+    if total is None or total.amount <= 0:
+        log.info(
+            "T&M invoice bills nothing; not posted", invoice=canonical, billing=billing_invoice
+        )
+        return
+    ctx.amount_at_risk = total
+    source = await ctx.step(
+        "tm_source",
+        lambda: _tm_source(ctx, invoice, project_id, period, billing, billing_invoice),
+        result_type=TimeAndMaterials,
+    )
+
+    async def post() -> CommandResult:
+        posted = await ctx.journal.system_id(INVOICE, canonical, source.erp)
+        if posted is not None:
+            # Another run (a repeated event, a replay) already posted it: post nothing twice.
+            return CommandResult(system=source.erp, ids={canonical: posted}, created=False)
+        receivable = msgspec.structs.replace(
+            invoice,
+            project_id=source.project_id,
+            contract_id=source.contract_id or invoice.contract_id,
+            legal_entity=source.legal_entity or invoice.legal_entity,
+            status=InvoiceStatus.OPEN,
+            lines=_tm_lines(invoice, source, total),
+        )
+        await ctx.journal.map_id(INVOICE, canonical, billing, billing_invoice, ctx.deps.now())
+        return await ctx.deps.execute(
+            source.erp,
+            PostInvoice(
+                idempotency_key=ctx.idempotency_key("post_tm_invoice"),
+                correlation_id=ctx.correlation_id,
+                invoice=receivable,
+                customer_id=source.customer_id,
+                dimensions=source.dimensions,
+            ),
+        )
+
+    result = await ctx.step("post_tm_invoice", post, result_type=CommandResult)
+    await ctx.journal.map_id(INVOICE, canonical, source.erp, result.ids[canonical], ctx.deps.now())
+
+
+def _tm_lines(invoice: Invoice, source: TimeAndMaterials, total: Money) -> tuple[InvoiceLine, ...]:
+    """The lines billing reports, else one line for the total (Stripe's feed has none)."""
+    if invoice.lines:
+        return tuple(
+            msgspec.structs.replace(
+                line,
+                project_id=line.project_id or source.project_id,
+                dimensions=line.dimensions or source.dimensions,
+            )
+            for line in invoice.lines
+        )
+    name = f"{source.project_name} ({source.project_id})" if source.project_name else ""
+    number = f" (invoice {invoice.number})" if invoice.number else ""
+    return (
+        InvoiceLine(
+            id=invoice.id,
+            description=f"Time and materials {source.period}: {name or source.project_id}{number}",
+            unit_price=total,
+            amount=total,
+            project_id=source.project_id,
+            dimensions=source.dimensions,
+        ),
+    )
+
+
+async def _tm_source(
+    ctx: RunContext,
+    invoice: Invoice,
+    project_id: str,
+    period: str,
+    billing: str,
+    billing_invoice: str,
+) -> TimeAndMaterials:
+    what = f"T&M invoice {invoice.id} (billing invoice {billing_invoice}"
+    what += f", number {invoice.number})" if invoice.number else ")"
+    mapped = await ctx.journal.system_id(INVOICE, invoice.id, billing)
+    if mapped is not None and mapped != billing_invoice:
+        ctx.fail(
+            "billing",
+            f"{what} was issued, but pssync's draft under that id is billing invoice"
+            f" {mapped}: two billing invoices carry one T&M id (a copy made in billing?)."
+            " Nothing was posted to the ERP. Void the copy, or post it to the ERP by hand,"
+            " then resolve this",
+            detail={"invoice_id": invoice.id, "billing_id": billing_invoice, "mapped": mapped},
+        )
+    workspace = await ctx.journal.system_id(PROJECT, project_id, ctx.deps.system("psa"))
+    facts = await project_facts(ctx, workspace) if workspace is not None else None
+    if facts is None or facts.project.id != project_id:
+        ctx.fail(
+            "billing",
+            f"{what} was issued for project {project_id}, which pssync never provisioned"
+            " (no PSA workspace or activation in its records): it cannot be posted to an ERP."
+            " Provision the project from its deal (deal_to_project), then retry; or post"
+            " the invoice to the ERP by hand and resolve this",
+            detail={
+                "invoice_id": invoice.id,
+                "billing_id": billing_invoice,
+                "project_id": project_id,
+            },
+        )
+    project = facts.project
+    erp = ctx.deps.erp_for(facts.legal_entity)
+    if erp is None:
+        ctx.fail(
+            "mapping",
+            f"{what} cannot be posted: no ERP books for legal entity {facts.legal_entity!r}"
+            f" of project {project.id}. Add it to the ERP routes in the configuration, then"
+            " retry",
+        )
+    customer = facts.customer_ids.get(erp)
+    if not customer:
+        ctx.fail(
+            "billing",
+            f"{what} cannot be posted: customer {project.account_id} of project {project.id}"
+            f" has no record in {erp}. Re-run provisioning (deal_to_project) for the deal,"
+            " then retry",
+        )
+    return TimeAndMaterials(
+        project_id=project.id,
+        project_name=project.name,
+        period=period,
+        erp=erp,
+        customer_id=customer,
+        contract_id=project.contract_id,
+        legal_entity=facts.legal_entity,
+        dimensions=project.dimensions,
+    )
+
+
+def _billing_invoice(invoice: Invoice, billing: str) -> str:
+    """The billing system's id of ``invoice`` (its reference), else its canonical id."""
+    return next(
+        (r.id for r in invoice.external_refs if r.object_type == INVOICE and r.system == billing),
+        invoice.id,
     )
 
 

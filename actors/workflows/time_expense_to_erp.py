@@ -16,8 +16,10 @@ dispatcher batches one key's pending events up to ``max_batch``; key
    become lines (one per bill rate per run, naming their entries) of the project's *draft*
    invoice of the period in billing (canonical id ``tm-<project>-<YYYY-MM>``). Runs of
    the same period add to the same draft, which this workflow never finalizes: approvals
-   of the month keep arriving after month end. Finalizing it and posting it to the ERP is
-   a month-end close step that is not built yet (finance finalizes the draft by hand).
+   of the month keep arriving after month end. Finance finalizes the draft in billing at
+   month end (pssync has no close step yet); invoice_feedback then posts the issued
+   invoice to the ERP under the same id (step ``post_tm_invoice``), so its payments and
+   status changes find it.
 
 An entry is posted once even when the PSA reports it twice (edited after approval: a
 second event in another batch): each step skips entries the id map already holds (kinds
@@ -48,6 +50,7 @@ delay is observed once per newly posted entry (not on replays).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
@@ -95,7 +98,11 @@ __all__ = [
     "refusal_message",
     "refused_amount",
     "time_expense_to_erp",
+    "tm_invoice_id",
+    "tm_invoice_parts",
 ]
+
+_TM_INVOICE = re.compile(r"tm-(?P<project>.+)-(?P<period>\d{4}-(?:0[1-9]|1[0-2]))")
 
 _MARKS_IN_FLIGHT = 8
 """MarkEntriesExported commands in flight for one run (the PSA's governor paces them)."""
@@ -388,6 +395,18 @@ def _refusal_marker(record: ExceptionRecord) -> str | None:
     return detail.get("refused_entries") if isinstance(detail, dict) else None
 
 
+def tm_invoice_id(project_id: str, period: str) -> str:
+    """The canonical id of a project's time-and-materials invoice of ``period`` (YYYY-MM):
+    the draft step ``invoice_time`` fills, which invoice_feedback posts once issued."""
+    return f"tm-{project_id}-{period}"
+
+
+def tm_invoice_parts(invoice_id: str) -> tuple[str, str] | None:
+    """``(project, period)`` of a T&M invoice id (:func:`tm_invoice_id`); None for others."""
+    found = _TM_INVOICE.fullmatch(invoice_id)
+    return (found["project"], found["period"]) if found else None
+
+
 # -- the workflow -----------------------------------------------------------------------
 
 
@@ -625,7 +644,7 @@ class _Flow:
                 f"{facts.project.account_id} has no billing customer: re-run provisioning "
                 "(deal_to_project) for the deal, then retry.",
             )
-        invoice_id = f"tm-{facts.project.id}-{period}"
+        invoice_id = tm_invoice_id(facts.project.id, period)
 
         async def invoice() -> TimeInvoicing:
             new = await _unmapped(ctx, "billed_time", billing, [e.id for e in billable])
