@@ -19,7 +19,10 @@ dispatcher batches one key's pending events up to ``max_batch``; key
    of the month keep arriving after month end. Finance finalizes the draft in billing at
    month end (pssync has no close step yet); invoice_feedback then posts the issued
    invoice to the ERP under the same id (step ``post_tm_invoice``), so its payments and
-   status changes find it.
+   status changes find it. Time of a month approved after its draft was finalized goes
+   on the project's next draft still open (the following month's; its lines say which
+   month they bill); if a finalized draft already holds some of a step's lines, the run
+   parks on an exception rather than risk billing the same work twice.
 
 An entry is posted once even when the PSA reports it twice (edited after approval: a
 second event in another batch): each step skips entries the id map already holds (kinds
@@ -103,6 +106,12 @@ __all__ = [
 ]
 
 _TM_INVOICE = re.compile(r"tm-(?P<project>.+)-(?P<period>\d{4}-(?:0[1-9]|1[0-2]))")
+
+_LATE_DRAFTS = 12
+"""Drafts tried for a period's billable time: its own, then the following months' (one
+finalized draft after another is rare; twelve in a row is a problem for a person)."""
+_NOT_EDITABLE = "invoice_not_editable"
+"""The billing adapter's code for lines sent to an invoice that is no longer a draft."""
 
 _MARKS_IN_FLIGHT = 8
 """MarkEntriesExported commands in flight for one run (the PSA's governor paces them)."""
@@ -229,6 +238,11 @@ def _billable(times: Iterable[TimeEntry], expenses: Iterable[ExpenseEntry]) -> M
 
 def _period(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
+
+
+def _next_period(period: str) -> str:
+    year, month = int(period[:4]), int(period[5:])
+    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
 
 
 def _period_bounds(period: str) -> tuple[date, date]:
@@ -430,6 +444,9 @@ class TimeInvoicing(msgspec.Struct, frozen=True, kw_only=True):
 
     invoice: str = ""
     billed: tuple[str, ...] = ()
+    canonical: str = ""
+    """The draft's canonical id: the period's, or a later one's for late time (empty in
+    results recorded before late time was routed: the period's)."""
 
 
 async def time_expense_to_erp(ctx: RunContext) -> None:
@@ -652,31 +669,64 @@ class _Flow:
             if not todo:
                 return TimeInvoicing()
             lines = _rate_lines(facts.project.id, period, todo)
-            result = await ctx.deps.execute(
-                billing,
-                CreateInvoice(
-                    idempotency_key=ctx.idempotency_key(name),
-                    correlation_id=ctx.correlation_id,
-                    customer_id=customer,
-                    invoice=Invoice(
-                        id=invoice_id,
-                        account_id=facts.project.account_id,
-                        project_id=facts.project.id,
-                        contract_id=facts.project.contract_id,
-                        currency=facts.project.currency,
-                        legal_entity=facts.legal_entity,
-                        lines=lines,
-                    ),
-                ),
-            )
-            return TimeInvoicing(
-                invoice=result.ids.get("invoice", ""), billed=tuple(e.id for e in todo)
+            # Finance finalizes a period's draft at month end, and a finalized invoice takes
+            # no more lines: time of that period approved later is billed on the project's
+            # next draft still open (its lines keep saying which month they are).
+            target = period
+            for _ in range(_LATE_DRAFTS):
+                late = target != period
+                try:
+                    result = await ctx.deps.execute(
+                        billing,
+                        CreateInvoice(
+                            idempotency_key=ctx.idempotency_key(
+                                f"{name}>{target}" if late else name
+                            ),
+                            correlation_id=ctx.correlation_id,
+                            customer_id=customer,
+                            invoice=Invoice(
+                                id=tm_invoice_id(facts.project.id, target),
+                                account_id=facts.project.account_id,
+                                project_id=facts.project.id,
+                                contract_id=facts.project.contract_id,
+                                currency=facts.project.currency,
+                                legal_entity=facts.legal_entity,
+                                lines=lines,
+                            ),
+                        ),
+                    )
+                except PermanentError as exc:
+                    if exc.code != _NOT_EDITABLE:
+                        raise
+                    log.info(
+                        "T&M draft closed: late time goes on the next",
+                        project=facts.project.id,
+                        period=period,
+                        closed=target,
+                    )
+                    target = _next_period(target)
+                    continue
+                return TimeInvoicing(
+                    invoice=result.ids.get("invoice", ""),
+                    billed=tuple(e.id for e in todo),
+                    canonical=tm_invoice_id(facts.project.id, target),
+                )
+            ctx.fail(
+                "billing",
+                f"Project {facts.project.id}: billable time of {period} cannot be invoiced: "
+                f"its T&M invoice and the next {_LATE_DRAFTS - 1} are all finalized. Bill the "
+                "entries by hand (or reopen a draft), then resolve this exception.",
+                detail={"entry_ids": [entry.id for entry in todo], "last_tried": target},
             )
 
         invoicing = await ctx.step(name, invoice, result_type=TimeInvoicing)
         if invoicing.invoice:
             await ctx.journal.map_id(
-                "invoice", invoice_id, billing, invoicing.invoice, ctx.deps.now()
+                "invoice",
+                invoicing.canonical or invoice_id,
+                billing,
+                invoicing.invoice,
+                ctx.deps.now(),
             )
             await map_ids(
                 ctx,

@@ -113,16 +113,23 @@ async def create_invoice(api: StripeApi, command: CreateInvoice) -> CommandResul
             item_id = item.metadata.get(options.id_key, "")
         existing.setdefault(item_id, line)
     ids = {"customer": command.customer_id, "invoice": draft.id, invoice.id: draft.id}
+    missing = [item_id for item_id, _, _ in planned if item_id not in existing]
+    if missing and draft.status != "draft":
+        # A finalized invoice takes no lines. Holding none of the command's, the lines
+        # may go on another invoice (invoice_not_editable); holding some (a run that
+        # added them before finance finalized), moving the rest elsewhere could bill the
+        # same work twice, so a person decides (invoice_partly_billed).
+        partly = len(missing) < len(planned)
+        raise PermanentError(
+            f"invoice {invoice.id} ({draft.id}) is {draft.status} and lacks "
+            f"{len(missing)} of the command's {len(planned)} items ({', '.join(missing)})"
+            + (": the rest cannot be added" if partly else ": it takes no more lines"),
+            system=system,
+            code="invoice_partly_billed" if partly else "invoice_not_editable",
+        )
     for item_id, amount, body in planned:
         line = existing.get(item_id)
         if line is None:
-            if draft.status != "draft":
-                raise PermanentError(
-                    f"invoice {invoice.id} ({draft.id}) is {draft.status} but lacks item "
-                    f"{item_id}: it can no longer be completed",
-                    system=system,
-                    code="invoice_not_editable",
-                )
             item = await api.post(
                 "/v1/invoiceitems",
                 InvoiceItem,

@@ -380,3 +380,56 @@ def test_tm_lines_are_billings_own_else_one_for_the_total() -> None:
         ("b", price, "PRJ-2"),
     ]
     assert {li.dimensions for li in lines} == {dims}
+
+
+async def test_time_approved_after_finance_finalized_its_month_goes_on_the_next_draft(
+    tmp_path, autojump_clock
+) -> None:
+    async with open_stack(
+        tmp_path, workflows=WORKFLOWS, config=stack_config(), sandbox_config=FAST_VENDORS
+    ) as stack:
+        stack.scenario.malformed_added = True
+        project, january, billed = await tm_draft(stack)
+        stripe(stack).finalize_invoice(january["id"])  # month end: finance closes January
+        stack.touched()
+        await stack.until_idle()
+        [posted_january] = erp_invoices_of(stack, tm_invoice_id(project, PERIOD))
+
+        # Two more January entries are approved after the close.
+        workspace = await stack.journal.system_id("project", project, "psa")
+        assert workspace is not None
+        late = [
+            add_time(stack, workspace, "100002", "2026-01-28", 120),
+            add_time(stack, workspace, "100003", "2026-01-29", 60),
+        ]
+        approve(stack, late)
+        await stack.until_idle()
+
+        # Not lost, not parked: billed on the project's February draft, January untouched.
+        assert await stack.exceptions() == []
+        assert {run.status for run in await stack.runs(workflow="time_expense_to_erp")} == {
+            "completed"
+        }
+        february_id = tm_invoice_id(project, "2026-02")
+        [february] = [
+            invoice
+            for invoice in stripe(stack).objects["invoice"].values()
+            if invoice["metadata"].get("pssync_id") == february_id
+        ]
+        assert february["status"] == "draft"
+        late_billed = sum((bill_amount(entry).amount for entry in late), Decimal(0))
+        assert Decimal(february["total"]) / 100 == late_billed
+        assert Decimal(stripe(stack).objects["invoice"][january["id"]]["total"]) / 100 == billed
+        assert await stack.journal.system_id("invoice", february_id, "billing") == february["id"]
+        for entry in late:
+            billed_on = await stack.journal.system_id("billed_time", entry["id"], "billing")
+            assert billed_on == f"{february['id']}:{entry['id']}"
+
+        # February's close posts the late time to the ERP as its own invoice.
+        stripe(stack).finalize_invoice(february["id"])
+        stack.touched()
+        await stack.until_idle()
+        [posted_february] = erp_invoices_of(stack, february_id)
+        assert Decimal(str(posted_february["total"])) == late_billed
+        assert erp_invoices_of(stack, tm_invoice_id(project, PERIOD)) == [posted_january]
+        assert stack.duplicates() == {}

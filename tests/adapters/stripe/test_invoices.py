@@ -218,8 +218,26 @@ async def test_items_cannot_be_added_once_the_invoice_is_open(harness: Harness) 
     harness.state.delete_invoiceitem(lost["id"])
     harness.state.finalize_invoice(result.ids["invoice"])
 
-    with pytest.raises(PermanentError, match="can no longer be completed"):
+    # Some of the command's lines are on it: the rest must not go elsewhere unseen.
+    with pytest.raises(PermanentError, match="lacks 1 of the command's 3 items") as partly:
         await harness.adapter.execute(create_invoice(customer))
+    assert partly.value.code == "invoice_partly_billed"
+
+
+async def test_an_open_invoice_with_none_of_the_lines_takes_no_more(harness: Harness) -> None:
+    customer = await customer_id(harness)
+    result = await harness.adapter.execute(create_invoice(customer))
+    for item in harness.objects("invoiceitem"):
+        harness.state.delete_invoiceitem(item["id"])
+    harness.state.finalize_invoice(result.ids["invoice"])
+    before = len(harness.objects("invoiceitem"))
+
+    with pytest.raises(PermanentError, match="it takes no more lines") as closed:
+        await harness.adapter.execute(create_invoice(customer))
+
+    # Nothing was added anywhere: the caller may bill these lines on another invoice.
+    assert closed.value.code == "invoice_not_editable"
+    assert len(harness.objects("invoiceitem")) == before
 
 
 @pytest.mark.parametrize(
