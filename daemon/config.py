@@ -66,6 +66,14 @@ WORKFLOWS: dict[str, tuple[Kind, ...]] = {
     "invoice_feedback": ("billing", "erp", "crm"),
     "customer_master": ("crm",),
     "reconcile": ("psa", "erp", "billing"),
+    # Finalizes the month's T&M drafts in billing; invoice_feedback posts them to the ERP.
+    "tm_close": ("billing",),
+}
+
+SCHEDULED_WORKFLOWS: dict[str, float | None] = {
+    # workflow name → its schedule's interval_s when its table sets none (None: no schedule)
+    "reconcile": None,  # interval_s is required (daemon.config_checks)
+    "tm_close": 86_400.0,  # daily
 }
 
 # Which kind of system each vendor is.
@@ -461,10 +469,24 @@ class WorkflowConfig(Section, kw_only=True):
     high_water_mark: PositiveInt = 10_000
     # Events folded into one run, for batching workflows (time_expense_to_erp).
     max_batch: PositiveInt = 500
-    # Scheduled workflows (reconcile): run every this many seconds.
+    # Scheduled workflows: reconcile runs every this many seconds (required); tm_close's
+    # scheduler looks for a month to close every this many seconds (default daily).
     interval_s: PositiveFloat | None = None
+    # tm_close only: days after a month's end before its T&M drafts are finalized, so
+    # late approvals of the month still land on them (default 3).
+    close_after_days: NonNegativeInt | None = None
     # Systems this workflow may use; empty means every configured system it needs.
     systems: tuple[str, ...] = ()
+
+
+def schedule_interval_s(name: str, workflow: WorkflowConfig | None) -> float | None:
+    """The schedule period of scheduled workflow ``name``: its ``interval_s``, else the
+    workflow's default (tm_close: daily); None without a table (or a default)."""
+    if workflow is None:
+        return None
+    if workflow.interval_s is not None:
+        return workflow.interval_s
+    return SCHEDULED_WORKFLOWS.get(name)
 
 
 # ---------------------------------------------------------------------------- governance

@@ -151,6 +151,8 @@ def _check_workflows(config: Config, problem: Problem) -> None:
                 )
         if name == "reconcile" and workflow.interval_s is None:
             problem(key_path(path, "interval_s"), "required for the scheduled reconcile workflow")
+        if name != "tm_close" and workflow.close_after_days is not None:
+            problem(key_path(path, "close_after_days"), "only for the tm_close workflow")
         if not workflow.enabled:
             continue
         chosen = workflow.systems or tuple(config.systems)

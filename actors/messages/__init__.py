@@ -177,6 +177,12 @@ from .events import (
     AnyEvent as AnyEvent,
 )
 from .events import (
+    BillingPeriod as BillingPeriod,
+)
+from .events import (
+    BillingPeriodClosed as BillingPeriodClosed,
+)
+from .events import (
     ContractApproved as ContractApproved,
 )
 from .events import (

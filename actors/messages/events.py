@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from typing import Annotated
 
-from msgspec import Struct
+from msgspec import Meta, Struct
 
 from .billing import Invoice, InvoiceStatus, Payment
 from .common import AwareDatetime, ExternalRef, FieldChange, NonEmptyStr, tag_registry
@@ -24,6 +25,8 @@ __all__ = [
     "EVENT_TYPES",
     "AccountChanged",
     "AnyEvent",
+    "BillingPeriod",
+    "BillingPeriodClosed",
     "ContractApproved",
     "DealWon",
     "Event",
@@ -172,6 +175,20 @@ class ReconciliationRequested(Event, frozen=True, kw_only=True, tag="reconciliat
         return f"reconcile:{self.period_start.isoformat()}..{self.period_end.isoformat()}"
 
 
+BillingPeriod = Annotated[str, Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+"""A calendar month, ``YYYY-MM`` (UTC)."""
+
+
+class BillingPeriodClosed(Event, frozen=True, kw_only=True, tag="billing_period.closed"):
+    """Sent by the close scheduler once a month is over: issue its T&M draft invoices."""
+
+    period: BillingPeriod
+    requested_by: str = "schedule"
+
+    def ordering_key(self) -> str:
+        return f"period:{self.period}"
+
+
 AnyEvent = (
     DealWon
     | AccountChanged
@@ -184,6 +201,7 @@ AnyEvent = (
     | InvoiceStatusChanged
     | PaymentReceived
     | ReconciliationRequested
+    | BillingPeriodClosed
 )
 """The closed union of events; add new classes here (a test fails if one is left out)."""
 

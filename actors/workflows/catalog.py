@@ -1,4 +1,4 @@
-"""The six business workflows (DESIGN §6), by name, and their registration.
+"""The seven business workflows (DESIGN §6, plus tm_close), by name, and their registration.
 
 The workflow modules never register themselves at import; the daemon's pipeline takes
 :data:`SPECS` (or calls :func:`register_all` to fill :data:`~actors.workflows.REGISTRY`).
@@ -16,6 +16,7 @@ from . import (
     milestone_to_invoice,
     reconcile,
     time_expense_to_erp,
+    tm_close,
 )
 from .spec import REGISTRY, Registry, WorkflowSpec
 
@@ -31,12 +32,13 @@ SPECS: MappingProxyType[str, WorkflowSpec] = MappingProxyType(
             invoice_feedback.SPEC,
             customer_master.SPEC,
             reconcile.SPEC,
+            tm_close.SPEC,
         )
     }
 )
 """Every business workflow's spec, by its name."""
 
-assert len(SPECS) == 6, f"two workflow modules declare the same name: {sorted(SPECS)}"
+assert len(SPECS) == 7, f"two workflow modules declare the same name: {sorted(SPECS)}"
 
 
 def register_all(registry: Registry = REGISTRY) -> Registry:

@@ -45,8 +45,8 @@ own part:
 ``InvoiceIssued`` (time and materials)
     time_expense_to_erp adds a T&M project's billable hours to a *draft* invoice in
     billing, canonical id ``tm-<project>-<YYYY-MM>`` (in the billing invoice's metadata,
-    so the feed's invoice carries it as its id), and never finalizes it: finance does, in
-    billing, at month end. Once it is issued:
+    so the feed's invoice carries it as its id), and never finalizes it: tm_close does at
+    the month-end close (or finance, in billing). Once it is issued:
 
     1. ``tm_source`` — the project's facts as time_expense_to_erp reads them
        (:func:`~.time_expense_to_erp.project_facts`, through the ``project`` id map's PSA

@@ -51,12 +51,12 @@ from actors.messages import (
 )
 from actors.systems import ReceivablesNotOffered
 from adapters.base import ProjectTotals, TotalsQuery
-from store import ExceptionRecord
+from store import ExceptionRecord, Journal
 
 from .context import RunContext
 from .spec import UNASSIGNED, WorkflowSpec
 
-__all__ = ["SPEC", "Mismatch", "Reading", "compare", "reconcile"]
+__all__ = ["SPEC", "Mismatch", "Reading", "compare", "provisioned_projects", "reconcile"]
 
 log = structlog.get_logger(__name__)
 
@@ -184,10 +184,15 @@ def compare(query: TotalsQuery, reading: Reading) -> list[Mismatch]:
 async def _projects(ctx: RunContext, request: ReconciliationRequested) -> tuple[str, ...]:
     if request.project_ids:
         return tuple(sorted(set(request.project_ids)))
+    return await provisioned_projects(ctx.journal)
+
+
+async def provisioned_projects(journal: Journal) -> tuple[str, ...]:
+    """Every project pssync provisioned (a ProjectActivated in the journal), in id order."""
     found: set[str] = set()
     after, tag = 0, event_tag(ProjectActivated)
     while True:
-        page = await ctx.journal.read_events(after, _PAGE, [tag])
+        page = await journal.read_events(after, _PAGE, [tag])
         for record in page:
             body = decode_envelope(record.body, origin=f"journal seq {record.seq}").body
             if isinstance(body, ProjectActivated):

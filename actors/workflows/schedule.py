@@ -9,6 +9,14 @@ scheduler requests the last *complete* window. The scheduled request's envelope 
 derived from the window alone, so a tick repeated after a restart (or by two ticks in
 one window, when ``interval_s`` is under a day) is dropped by the journal: exactly one
 scheduled request per period.
+
+The month-end close of time-and-materials invoices (workflow ``tm_close``) is scheduled
+the same way (:class:`TmCloseScheduler`): at every tick it appends ``BillingPeriodClosed``
+for the newest calendar month (UTC) whose end lies at least ``close_after_days`` days in
+the past (:func:`last_closable_period`; with 3, January closes from 4 February 00:00
+UTC), its envelope id derived from the month alone: exactly one close request per month,
+however often the scheduler ticks or restarts. Both schedulers are a :class:`Scheduler`,
+which ticks every ``interval_s`` and appends what its :meth:`~Scheduler.scheduled` says.
 """
 
 from __future__ import annotations
@@ -22,17 +30,28 @@ import trio
 
 from actors.actor import Actor
 from actors.interval import Interval
-from actors.messages import Envelope, ReconciliationRequested
+from actors.messages import BillingPeriodClosed, Envelope, ReconciliationRequested
 from actors.systems import event_record
 from store import Journal
 
-__all__ = ["ReconcileScheduler", "last_complete_period", "request_reconciliation"]
+__all__ = [
+    "DEFAULT_CLOSE_AFTER_DAYS",
+    "ReconcileScheduler",
+    "Scheduler",
+    "TmCloseScheduler",
+    "close_request",
+    "last_closable_period",
+    "last_complete_period",
+    "request_reconciliation",
+]
 
 log = structlog.get_logger(__name__)
 
 _DAY_S = 86_400.0
 SOURCE = "pssync"
 """The envelope source of requests pssync raises itself."""
+DEFAULT_CLOSE_AFTER_DAYS = 3
+"""Days after a month's end before its T&M drafts are finalized (late approvals land)."""
 
 
 def last_complete_period(now: float, interval_s: float) -> tuple[date, date]:
@@ -54,6 +73,35 @@ def scheduled_request(period: tuple[date, date], now: float) -> Envelope:
         version="schedule",
         occurred_at=datetime.fromtimestamp(now, UTC),
         recorded_at=datetime.fromtimestamp(now, UTC),
+    )
+
+
+def last_closable_period(now: float, close_after_days: int) -> str:
+    """The newest month (``YYYY-MM``) that ended ``close_after_days`` days before ``now``
+    or earlier: its close moment, 00:00 UTC of the next month's first day plus that many
+    days, has passed."""
+    if close_after_days < 0:
+        raise ValueError(f"close_after_days must be 0 or more, got {close_after_days}")
+    moment = datetime.fromtimestamp(now, UTC)
+    month_end = date(moment.year, moment.month, 1)  # the end (exclusive) of last month
+    while True:
+        start = (month_end - timedelta(days=1)).replace(day=1)
+        closes = datetime.combine(month_end, datetime.min.time(), UTC)
+        if closes + timedelta(days=close_after_days) <= moment:
+            return f"{start.year:04d}-{start.month:02d}"
+        month_end = start
+
+
+def close_request(period: str, now: float) -> Envelope:
+    """The close scheduler's request for ``period``; its id depends on the month only."""
+    moment = datetime.fromtimestamp(now, UTC)
+    return Envelope.new(
+        BillingPeriodClosed(period=period, requested_by="schedule"),
+        source=SOURCE,
+        object_id=f"tm_close:{period}",
+        version="schedule",
+        occurred_at=moment,
+        recorded_at=moment,
     )
 
 
@@ -98,14 +146,15 @@ async def request_reconciliation(
     return envelope
 
 
-class ReconcileScheduler(Actor[None]):
-    """Appends the scheduled ``ReconciliationRequested`` every ``interval_s``.
+class Scheduler(Actor[None]):
+    """Appends :meth:`scheduled`'s request every ``interval_s`` (a subclass says which).
 
     The first tick is at start (a period missed while the daemon was down is requested
     at once). ``interval_s`` may be an :class:`~actors.interval.Interval` shared with a
     reload: a changed period applies from the last tick, and None pauses the schedule
     (a period set later ticks at once). ``appended`` is called after a new request was
-    appended (the daemon wakes the dispatcher with it).
+    appended (the daemon wakes the dispatcher with it). A request's envelope id must
+    depend on its period only, so the journal drops a repeated one.
     """
 
     def __init__(
@@ -115,7 +164,7 @@ class ReconcileScheduler(Actor[None]):
         interval_s: float | Interval | None,
         now: Callable[[], float] = time.time,
         appended: Callable[[], None] = lambda: None,
-        name: str = "reconcile-scheduler",
+        name: str,
         **actor_options: float,
     ) -> None:
         # No messages: it runs on the clock.
@@ -126,25 +175,26 @@ class ReconcileScheduler(Actor[None]):
         self._appended = appended
         self._stop = trio.Event()
 
+    def scheduled(self, now: float, interval_s: float) -> Envelope:
+        """The request due at wall time ``now``."""
+        raise NotImplementedError
+
     def request_stop(self) -> None:
         self._stop.set()
 
     async def tick(self) -> bool:
-        """Request the last complete period; True if that request is new.
+        """Append the request due now; True if that request is new.
 
         Does nothing (False) while the schedule is off (the interval is None).
         """
         interval_s = self.interval.seconds
         if interval_s is None:
             return False
-        now = self._now()
-        period = last_complete_period(now, interval_s)
-        result = await self.journal.append([event_record(scheduled_request(period, now))])
+        envelope = self.scheduled(self._now(), interval_s)
+        result = await self.journal.append([event_record(envelope)])
         new = result.new_count == 1
         if new:
-            log.info(
-                "scheduled reconciliation", period_start=str(period[0]), period_end=str(period[1])
-            )
+            log.info("scheduled request", scheduler=self.name, type=envelope.type, key=envelope.key)
             self._appended()
         return new
 
@@ -165,3 +215,52 @@ class ReconcileScheduler(Actor[None]):
             # Wake every heartbeat interval to show we are alive and to see a new interval.
             with trio.move_on_after(min(due_in, self.heartbeat_interval_s)):
                 await self._stop.wait()
+
+
+class ReconcileScheduler(Scheduler):
+    """Appends the scheduled ``ReconciliationRequested`` of the last complete window of
+    days (:func:`last_complete_period`) every ``interval_s`` (see :class:`Scheduler`)."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        interval_s: float | Interval | None,
+        now: Callable[[], float] = time.time,
+        appended: Callable[[], None] = lambda: None,
+        name: str = "reconcile-scheduler",
+        **actor_options: float,
+    ) -> None:
+        super().__init__(
+            journal, interval_s=interval_s, now=now, appended=appended, name=name, **actor_options
+        )
+
+    def scheduled(self, now: float, interval_s: float) -> Envelope:
+        return scheduled_request(last_complete_period(now, interval_s), now)
+
+
+class TmCloseScheduler(Scheduler):
+    """Appends ``BillingPeriodClosed`` for the newest month closed ``close_after_days``
+    ago (:func:`last_closable_period`) at every tick, every ``interval_s`` (see
+    :class:`Scheduler`); one request per month, across ticks and restarts."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        interval_s: float | Interval | None,
+        close_after_days: int = DEFAULT_CLOSE_AFTER_DAYS,
+        now: Callable[[], float] = time.time,
+        appended: Callable[[], None] = lambda: None,
+        name: str = "tm-close-scheduler",
+        **actor_options: float,
+    ) -> None:
+        if close_after_days < 0:
+            raise ValueError(f"close_after_days must be 0 or more, got {close_after_days}")
+        super().__init__(
+            journal, interval_s=interval_s, now=now, appended=appended, name=name, **actor_options
+        )
+        self.close_after_days = close_after_days
+
+    def scheduled(self, now: float, interval_s: float) -> Envelope:
+        return close_request(last_closable_period(now, self.close_after_days), now)

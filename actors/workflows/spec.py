@@ -65,7 +65,7 @@ class WorkflowSpec:
 
 
 class Registry(Mapping[str, WorkflowSpec]):
-    """Workflow specs by name; the six business workflows register themselves here."""
+    """Workflow specs by name; the seven business workflows register themselves here."""
 
     def __init__(self) -> None:
         self._specs: dict[str, WorkflowSpec] = {}

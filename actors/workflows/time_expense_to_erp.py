@@ -16,13 +16,14 @@ dispatcher batches one key's pending events up to ``max_batch``; key
    become lines (one per bill rate per run, naming their entries) of the project's *draft*
    invoice of the period in billing (canonical id ``tm-<project>-<YYYY-MM>``). Runs of
    the same period add to the same draft, which this workflow never finalizes: approvals
-   of the month keep arriving after month end. Finance finalizes the draft in billing at
-   month end (pssync has no close step yet); invoice_feedback then posts the issued
-   invoice to the ERP under the same id (step ``post_tm_invoice``), so its payments and
-   status changes find it. Time of a month approved after its draft was finalized goes
-   on the project's next draft still open (the following month's; its lines say which
-   month they bill); if a finalized draft already holds some of a step's lines, the run
-   parks on an exception rather than risk billing the same work twice.
+   of the month keep arriving after month end. The workflow tm_close finalizes the
+   month's drafts ``close_after_days`` after the month ends (or finance does, in
+   billing); invoice_feedback then posts the issued invoice to the ERP under the same id
+   (step ``post_tm_invoice``), so its payments and status changes find it. Time of a
+   month approved after its draft was finalized goes on the project's next draft still
+   open (the following month's; its lines say which month they bill); if a finalized
+   draft already holds some of a step's lines, the run parks on an exception rather than
+   risk billing the same work twice.
 
 An entry is posted once even when the PSA reports it twice (edited after approval: a
 second event in another batch): each step skips entries the id map already holds (kinds

@@ -189,6 +189,13 @@ interval_s = 86400                    # the demo asks for its reconciliation its
 max_attempts = 3
 backoff = { initial_s = 0.2, max_s = 2 }
 
+[workflows.tm_close]
+interval_s = 3600                     # the daemon's wall clock, not the business one:
+                                      # it closes a real past month (no drafts of the demo)
+close_after_days = 3
+max_attempts = 3
+backoff = { initial_s = 0.2, max_s = 2 }
+
 # --------------------------------------------------------------------------- governance
 
 [governance.owners]

@@ -14,11 +14,12 @@ from actors.systems import SystemSettings
 from actors.systems.poller import PollSettings
 from actors.workflows import Enabled, WorkflowSettings, WorkflowSpec, exception_owners
 from actors.workflows.catalog import SPECS
+from actors.workflows.schedule import DEFAULT_CLOSE_AFTER_DAYS
 from adapters.base import VendorAdapter
 from adapters.mapping import MappingSet, load_mappings
 from store import Journal
 
-from ..config import Config
+from ..config import Config, schedule_interval_s
 from ..systems import build_adapters, build_system_clients
 from .reload_hooks import register_reload_hooks
 from .wiring import Pipeline, assemble
@@ -66,7 +67,7 @@ def enabled_workflows(
     """The ``[workflows.<name>]`` tables that are enabled, with their specs and settings.
 
     A configured workflow without a spec is a bug of this build (config validation knows
-    the six names), so it raises KeyError naming it.
+    the seven names), so it raises KeyError naming it.
     """
     enabled: list[Enabled] = []
     for name, table in sorted(config.workflows.items()):
@@ -105,7 +106,7 @@ def build_pipeline(
     """The daemon's pipeline from its configuration (see the module docstring).
 
     ``transports`` points systems at the sandbox (tests, the demo); ``specs`` defaults to
-    the six business workflows of :mod:`actors.workflows.catalog`; ``mappings`` (by
+    the seven business workflows of :mod:`actors.workflows.catalog`; ``mappings`` (by
     vendor) default to the files of ``[mappings] directory``. Raises ConfigError for an
     unusable system (see :func:`daemon.systems.build_system_clients`). What a reload can
     change is registered in ``registry`` (:mod:`.reload_hooks`).
@@ -137,8 +138,11 @@ def build_pipeline(
 def config_wiring(config: Config) -> dict[str, Any]:
     """What :func:`assemble` takes from the configuration, as its keyword arguments:
     exception owners, roles, ERP routes, field owners, system settings, the reconcile
-    interval and the optional WorkflowDeps capabilities."""
+    interval, the tm_close schedule (interval, close_after_days) and the optional
+    WorkflowDeps capabilities."""
     reconcile = config.workflows.get("reconcile")
+    tm_close = config.workflows.get("tm_close")
+    close_after = tm_close.close_after_days if tm_close is not None else None
     return {
         "owners": exception_owners(config.governance.owners),
         "roles": roles(config),
@@ -146,6 +150,8 @@ def config_wiring(config: Config) -> dict[str, Any]:
         "field_owners": config.governance.customer_master,
         "system_settings": system_settings(config),
         "reconcile_interval_s": reconcile.interval_s if reconcile is not None else None,
+        "tm_close_interval_s": schedule_interval_s("tm_close", tm_close),
+        "close_after_days": DEFAULT_CLOSE_AFTER_DAYS if close_after is None else close_after,
         "deps_extras": {"entity_currencies": entity_currencies(config)},
     }
 

@@ -9,10 +9,12 @@ Three :class:`~daemon.control.registry.ReloadHook` kinds, registered by
   place (each record is converted by one version; a run in flight uses the new mapping
   from its next vendor call). A mapping file without an entity an adapter uses, or a
   system whose vendor lost its file, refuses the whole reload;
-- :class:`ScheduleReload` — ``systems.<name>.poll_interval_s`` and
-  ``workflows.reconcile.interval_s``: the shared :class:`~actors.interval.Interval` the
-  pollers and the reconcile scheduler wait on, so a sleep already begun is shortened or
-  extended (removing ``interval_s`` turns the schedule off; reconcile stays on demand).
+- :class:`ScheduleReload` — ``systems.<name>.poll_interval_s``,
+  ``workflows.reconcile.interval_s`` and ``workflows.tm_close.interval_s``: the shared
+  :class:`~actors.interval.Interval` the pollers and the schedulers wait on, so a sleep
+  already begun is shortened or extended (removing reconcile's ``interval_s`` turns its
+  schedule off, reconcile stays on demand; tm_close's falls back to daily).
+  ``workflows.tm_close.close_after_days`` needs a restart.
 
 Anything else (a new system, a vendor, the journal, the socket) is reported as needing a
 restart by the reloader.
@@ -27,6 +29,7 @@ from actors.interval import Interval
 from adapters.base import VendorAdapter
 from adapters.mapping import MappingSet
 
+from ..config import schedule_interval_s
 from ..errors import key_path
 from ..systems import governor_config
 
@@ -50,8 +53,18 @@ def register_reload_hooks(pipeline: Pipeline, registry: ControlRegistry) -> None
         for name, control in pipeline.systems.controls.items()
         if control.poll_interval is not None
     }
-    if polls or pipeline.reconcile_interval is not None:
-        registry.reload_hooks.append(ScheduleReload(polls, pipeline.reconcile_interval))
+    schedules = {
+        name: interval
+        for name, interval in (
+            ("reconcile", pipeline.reconcile_interval),
+            ("tm_close", pipeline.tm_close_interval),
+        )
+        if interval is not None
+    }
+    if polls or schedules:
+        registry.reload_hooks.append(
+            ScheduleReload(polls, schedules.get("reconcile"), tm_close=schedules.get("tm_close"))
+        )
 
 
 class LimitsReload:
@@ -132,16 +145,28 @@ def _version_change(before: MappingSet, after: MappingSet) -> str:
 
 
 class ScheduleReload:
-    """Applies poll intervals and the reconcile interval to the waiting actors."""
+    """Applies poll intervals and the reconcile and tm_close intervals to the waiting
+    actors."""
 
     name = "schedules"
 
-    def __init__(self, polls: dict[str, Interval], reconcile: Interval | None) -> None:
+    def __init__(
+        self,
+        polls: dict[str, Interval],
+        reconcile: Interval | None,
+        *,
+        tm_close: Interval | None = None,
+    ) -> None:
         self.polls = polls
         self.reconcile = reconcile
+        self.tm_close = tm_close
+        self.workflows = {
+            name: interval
+            for name, interval in (("reconcile", reconcile), ("tm_close", tm_close))
+            if interval is not None
+        }
         prefixes = [f"systems.{name}.poll_interval_s" for name in sorted(polls)]
-        if reconcile is not None:
-            prefixes.append("workflows.reconcile.interval_s")
+        prefixes.extend(f"workflows.{name}.interval_s" for name in self.workflows)
         self.prefixes = tuple(prefixes)
 
     def check(self, old: Settings, new: Settings) -> None:
@@ -157,12 +182,11 @@ class ScheduleReload:
             before = interval.set(system.poll_interval_s)
             if before != system.poll_interval_s:
                 changes.append(f"{name} poll {_seconds(before)} → {_seconds(interval.seconds)}")
-        if self.reconcile is not None:
-            workflow = new.config.workflows.get("reconcile")
-            seconds = workflow.interval_s if workflow is not None else None
-            before = self.reconcile.set(seconds)
+        for name, interval in self.workflows.items():
+            seconds = schedule_interval_s(name, new.config.workflows.get(name))
+            before = interval.set(seconds)
             if before != seconds:
-                changes.append(f"reconcile every {_seconds(before)} → {_seconds(seconds)}")
+                changes.append(f"{name} every {_seconds(before)} → {_seconds(seconds)}")
         return "; ".join(changes) if changes else "no schedule changed"
 
 

@@ -56,7 +56,10 @@ from actors.workflows import (
     replay,
 )
 from actors.workflows.schedule import (
+    DEFAULT_CLOSE_AFTER_DAYS,
     ReconcileScheduler,
+    Scheduler,
+    TmCloseScheduler,
     last_complete_period,
     request_reconciliation,
 )
@@ -122,6 +125,9 @@ class Pipeline:
     now: Callable[[], float]
     reconcile_interval: Interval | None = None
     """The reconcile schedule's period (None inside: off) when reconcile is enabled."""
+    tm_close_interval: Interval | None = None
+    """How often the tm_close scheduler looks for a month to close (None inside: off)
+    when tm_close is enabled."""
     _closed: bool = field(default=False, repr=False)
 
     def notify_dispatcher(self) -> None:
@@ -258,6 +264,8 @@ def assemble(
     on_append: OnAppend | None = None,
     on_watermark: OnWatermark | None = None,
     reconcile_interval_s: float | None = None,
+    tm_close_interval_s: float | None = None,
+    close_after_days: int = DEFAULT_CLOSE_AFTER_DAYS,
     deps_extras: Mapping[str, Any] | None = None,
 ) -> Pipeline:
     """Wire systems, dispatcher and runners; nothing runs until the children start.
@@ -267,7 +275,9 @@ def assemble(
     makes the lease owner of each runner incarnation. ``on_outcome`` and ``on_append``
     see every run outcome and every poller append (tests wait on them). With reconcile
     enabled, a scheduler child requests it every ``reconcile_interval_s`` (None: on
-    demand only, until a reload sets a period).
+    demand only, until a reload sets a period). With tm_close enabled, a scheduler child
+    requests the close of each month ``close_after_days`` after its end, looking every
+    ``tm_close_interval_s`` (None: off until a reload sets a period).
     """
     workflows = [enabled for enabled in workflows if enabled.settings.enabled]
     slots: dict[str, WorkflowSlot] = {}
@@ -369,20 +379,33 @@ def assemble(
                 shutdown_timeout_s=60.0,
             )
         )
-    reconcile_interval: Interval | None = None
-    if "reconcile" in slots:
-        reconcile_interval = Interval(reconcile_interval_s)
+
+    def schedule(
+        name: str, scheduler: type[Scheduler], seconds: float | None, **options: Any
+    ) -> Interval:
+        interval = Interval(seconds)
         children.append(
             ChildSpec(
-                name="schedule:reconcile",
+                name=f"schedule:{name}",
                 factory=partial(
-                    ReconcileScheduler,
+                    scheduler,
                     journal,
-                    interval_s=reconcile_interval,
+                    interval_s=interval,
                     now=now,
                     appended=lambda: holder["dispatcher"].notify(),
+                    **options,
                 ),
             )
+        )
+        return interval
+
+    reconcile_interval: Interval | None = None
+    if "reconcile" in slots:
+        reconcile_interval = schedule("reconcile", ReconcileScheduler, reconcile_interval_s)
+    tm_close_interval: Interval | None = None
+    if "tm_close" in slots:
+        tm_close_interval = schedule(
+            "tm_close", TmCloseScheduler, tm_close_interval_s, close_after_days=close_after_days
         )
 
     pipeline = Pipeline(
@@ -394,6 +417,7 @@ def assemble(
         journal=journal,
         now=now,
         reconcile_interval=reconcile_interval,
+        tm_close_interval=tm_close_interval,
     )
     if registry is not None:
         _register(pipeline, adapters, registry, metrics)

@@ -34,7 +34,7 @@ def test_config_check_accepts_the_example(capsys: pytest.CaptureFixture[str]) ->
     assert main(["config", "check", str(EXAMPLE)]) == ExitCode.OK
 
     out = capsys.readouterr().out
-    assert out.startswith(f"OK {EXAMPLE}: 4 systems, 6 workflows enabled\n")
+    assert out.startswith(f"OK {EXAMPLE}: 4 systems, 7 workflows enabled\n")
     assert "erp      erp      netsuite" in out
     assert "UK01, US01" in out
 
@@ -75,7 +75,7 @@ def test_config_check_reports_several_problems(
         "configured",
         f"pssync: error: {path}: workflows.deal_to_projct: unknown workflow; known workflows: "
         "customer_master, deal_to_project, invoice_feedback, milestone_to_invoice, reconcile, "
-        "time_expense_to_erp",
+        "time_expense_to_erp, tm_close",
     ]
 
 

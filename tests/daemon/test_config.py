@@ -22,6 +22,7 @@ from daemon.config import (
     NetSuiteTba,
     SalesforceSystem,
     StripeSystem,
+    schedule_interval_s,
 )
 from daemon.config_load import load_config, parse_config
 from daemon.errors import ConfigErrors, config_problems
@@ -219,7 +220,8 @@ BAD = [
         "workflow-unknown-name",
         "[workflows.deal_to_projct]\nwidth = 2\n",
         "workflows.deal_to_projct: unknown workflow; known workflows: customer_master, "
-        "deal_to_project, invoice_feedback, milestone_to_invoice, reconcile, time_expense_to_erp",
+        "deal_to_project, invoice_feedback, milestone_to_invoice, reconcile, time_expense_to_erp, "
+        "tm_close",
     ),
     (
         "workflow-missing-kind",
@@ -230,6 +232,31 @@ BAD = [
         "reconcile-needs-interval",
         "[workflows.reconcile]\nenabled = false\n",
         "workflows.reconcile.interval_s: required for the scheduled reconcile workflow",
+    ),
+    (
+        "tm-close-days-negative",
+        "[workflows.tm_close]\nenabled = false\nclose_after_days = -1\n",
+        "workflows.tm_close.close_after_days: expected an integer >= 0, got -1",
+    ),
+    (
+        "tm-close-days-not-whole",
+        "[workflows.tm_close]\nenabled = false\nclose_after_days = 1.5\n",
+        "workflows.tm_close.close_after_days: expected an integer, got 1.5",
+    ),
+    (
+        "tm-close-interval-positive",
+        "[workflows.tm_close]\nenabled = false\ninterval_s = 0\n",
+        "workflows.tm_close.interval_s: expected a number > 0.0, got 0",
+    ),
+    (
+        "close-after-days-only-for-tm-close",
+        "[workflows.reconcile]\nenabled = false\ninterval_s = 60\nclose_after_days = 3\n",
+        "workflows.reconcile.close_after_days: only for the tm_close workflow",
+    ),
+    (
+        "tm-close-needs-billing",
+        "[workflows.tm_close]\n",
+        "workflows.tm_close: needs a billing system; none is configured",
     ),
     (
         "backoff-order",
@@ -535,6 +562,30 @@ def test_example_config_is_accepted() -> None:
     }
     assert sorted(config.systems["erp"].legal_entities) == ["UK01", "US01"]
     assert config.governance.owners.billing == "billing-ops@acme.example"
+
+
+def test_tm_close_schedule_defaults_to_daily_three_days_after_month_end() -> None:
+    from daemon.pipeline import config_wiring
+
+    example = load_config(EXAMPLE, environ={})
+    assert example.workflows["tm_close"].close_after_days == 3
+    assert config_wiring(example)["tm_close_interval_s"] == 86_400.0
+
+    bare = parse_config(BASE + "[workflows.tm_close]\nenabled = false\n", source="pssync.toml")
+    assert schedule_interval_s("tm_close", bare.workflows["tm_close"]) == 86_400.0
+    wiring = config_wiring(bare)
+    assert (wiring["tm_close_interval_s"], wiring["close_after_days"]) == (86_400.0, 3)
+
+    set_ = parse_config(
+        BASE + "[workflows.tm_close]\nenabled = false\ninterval_s = 600\nclose_after_days = 0\n",
+        source="pssync.toml",
+    )
+    wiring = config_wiring(set_)
+    assert (wiring["tm_close_interval_s"], wiring["close_after_days"]) == (600.0, 0)
+
+    # No table: no schedule (and reconcile's has no default: its interval_s is required).
+    assert config_wiring(parse_config(BASE, source="pssync.toml"))["tm_close_interval_s"] is None
+    assert schedule_interval_s("tm_close", None) is None
 
 
 def test_non_utf8_file_is_a_config_error(write_config) -> None:

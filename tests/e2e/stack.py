@@ -522,7 +522,7 @@ def _resolve(workflows: Sequence[str | WorkflowSpec]) -> list[WorkflowSpec]:
         if isinstance(workflow, WorkflowSpec):
             specs.append(workflow)
         else:
-            from actors.workflows.catalog import SPECS  # the six modules, imported on use
+            from actors.workflows.catalog import SPECS  # the seven modules, imported on use
 
             specs.append(SPECS[workflow])
     return specs
@@ -547,6 +547,7 @@ async def open_stack(
     | None = None,
     scenario_options: Mapping[str, Any] | None = None,
     schedule_reconcile: bool = False,
+    schedule_tm_close: bool = False,
     metrics: Metrics | None = None,
 ) -> AsyncIterator[Stack]:
     """Build and start the stack; drain and close it on the way out.
@@ -566,6 +567,8 @@ async def open_stack(
       events, SLAs, governors), as the daemon's does.
     - ``schedule_reconcile``: run the reconcile scheduler at the config's ``interval_s``
       (off by default: tests request reconciliations with :meth:`Stack.reconcile`).
+    - ``schedule_tm_close``: run the tm_close scheduler (when tm_close is among the
+      workflows) at the config's schedule (off by default: tests append the close).
     """
     config = config or load_sandbox_config()
     systems = {
@@ -609,6 +612,8 @@ async def open_stack(
             wiring["field_owners"] = dict(field_owners)
         if not schedule_reconcile:
             wiring["reconcile_interval_s"] = None
+        if not schedule_tm_close:
+            wiring["tm_close_interval_s"] = None
         pipeline = assemble(
             watched,  # type: ignore[arg-type]
             journal,

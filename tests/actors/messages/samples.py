@@ -14,6 +14,7 @@ from actors.messages import (
     AccountChanged,
     Address,
     ApplyPayment,
+    BillingPeriodClosed,
     BillingSchedule,
     BillingScheduleItem,
     Command,
@@ -452,6 +453,10 @@ EVENT_SAMPLES: dict[type[Event], list[Event]] = {
             requested_by="operator:alice",
         ),
         ReconciliationRequested(period_start=date(2026, 3, 1), period_end=date(2026, 3, 31)),
+    ],
+    BillingPeriodClosed: [
+        BillingPeriodClosed(period="2026-03"),
+        BillingPeriodClosed(period="2026-12", requested_by="operator:alice"),
     ],
 }
 

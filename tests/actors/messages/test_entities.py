@@ -12,6 +12,8 @@ from actors.messages import (
     Account,
     AccountChanged,
     Address,
+    AnyEvent,
+    BillingPeriodClosed,
     BillingScheduleItem,
     Contract,
     FieldChange,
@@ -202,7 +204,17 @@ def test_ordering_keys():
         "InvoiceStatusChanged": "invoice:in_1",
         "PaymentReceived": "invoice:in_1",
         "ReconciliationRequested": "reconcile:2026-03-01..2026-03-31",
+        "BillingPeriodClosed": "period:2026-03",
     }
+
+
+def test_a_billing_period_is_a_calendar_month():
+    assert msgspec.convert(
+        {"type": "billing_period.closed", "period": "2026-12"}, AnyEvent
+    ) == BillingPeriodClosed(period="2026-12")
+    for bad in ("2026-13", "2026-00", "2026-1", "26-01", "2026-01-31", ""):
+        with pytest.raises(msgspec.ValidationError, match="period"):
+            msgspec.convert({"type": "billing_period.closed", "period": bad}, AnyEvent)
 
 
 def test_unapplied_payment_is_ordered_by_account():

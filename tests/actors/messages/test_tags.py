@@ -33,6 +33,7 @@ EXPECTED_EVENT_TAGS = {
     "invoice.status_changed": "InvoiceStatusChanged",
     "payment.received": "PaymentReceived",
     "reconciliation.requested": "ReconciliationRequested",
+    "billing_period.closed": "BillingPeriodClosed",
 }
 
 EXPECTED_COMMAND_TAGS = {

@@ -46,7 +46,7 @@ async def test_run_wires_every_configured_component(
     assert registry.replay is not None
     assert registry.reconcile is not None
     tree = {child.name for child in daemon.root.status()}
-    assert {"systems", "dispatcher", "schedule:reconcile"} <= tree
+    assert {"systems", "dispatcher", "schedule:reconcile", "schedule:tm_close"} <= tree
     assert {f"workflow:{name}" for name in daemon.config.workflows} <= tree
     # limits: the configured governor of each system
     crm = registry.governors["crm"].snapshot()

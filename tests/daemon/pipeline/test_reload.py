@@ -52,6 +52,10 @@ async def test_reload_applies_limits_mappings_and_schedules_without_a_restart(
             "[workflows.reconcile]\ninterval_s = 3600\n",
             "[workflows.reconcile]\ninterval_s = 7200\n",
         ),
+        (
+            "[workflows.tm_close]\ninterval_s = 3600\n",
+            "[workflows.tm_close]\ninterval_s = 600\n",
+        ),
     )
     edit(
         daemon.config_file.parent / "mappings" / "netsuite.toml",
@@ -69,6 +73,7 @@ async def test_reload_applies_limits_mappings_and_schedules_without_a_restart(
         "systems.crm.limits.rate_per_s": (20.0, 5.0),
         "systems.crm.poll_interval_s": (5.0, 7.0),
         "workflows.reconcile.interval_s": (3600.0, 7200.0),
+        "workflows.tm_close.interval_s": (3600.0, 600.0),
         "mappings.netsuite.version": (1, 2),
         "mappings.netsuite.entities.customer.fields.website.from": (
             "url",
@@ -78,7 +83,8 @@ async def test_reload_applies_limits_mappings_and_schedules_without_a_restart(
     assert result["applied"] == {
         "systems.crm.limits": "crm: 5/s, burst 40, 8 concurrent",
         "mappings": "erp: netsuite v1 → v2",
-        "schedules": "crm poll 5 s → 7 s; reconcile every 3600 s → 7200 s",
+        "schedules": "crm poll 5 s → 7 s; reconcile every 3600 s → 7200 s; "
+        "tm_close every 3600 s → 600 s",
     }
     # Running components have the new values …
     assert daemon.registry.governors["crm"].snapshot().rate_per_s == 5.0
@@ -86,6 +92,7 @@ async def test_reload_applies_limits_mappings_and_schedules_without_a_restart(
     schedules = hook(daemon, ScheduleReload)
     assert schedules.polls["crm"].seconds == 7.0
     assert schedules.reconcile.seconds == 7200.0
+    assert schedules.tm_close.seconds == 600.0
     status = (await daemon.ask("status"))["result"]
     versions = {s["name"]: s["mapping_version"] for s in status["systems"]}
     assert versions == {"crm": 1, "psa": 1, "erp": 2, "billing": 1}
