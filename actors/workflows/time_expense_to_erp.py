@@ -559,7 +559,21 @@ class _Flow:
                     "Create or map the employee in the ERP, then retry.",
                     detail={"period": period, "error": exc.message},
                 )
-            bills = {entry.id: result.ids[entry.id] for entry in todo if entry.id in result.ids}
+            missing = [entry.id for entry in todo if entry.id not in result.ids]
+            if missing:
+                # Dropping them would leave them unmarked in the PSA and unposted for good
+                # (this step's result is memoised): say so. A retry posts again, and the
+                # ERP finds the time bills it made by external id.
+                ctx.fail(
+                    "time",
+                    f"The ERP ({self.erp}) took time of project {self.facts.project.id} for "
+                    f"{period} but reported no time bill for {len(missing)} of "
+                    f"{len(todo)} entries ({', '.join(missing[:_LISTED_REFUSALS])}"
+                    f"{', …' if len(missing) > _LISTED_REFUSALS else ''}). Check them in "
+                    "the ERP, then retry: nothing is posted twice.",
+                    detail={"period": period, "entry_ids": missing},
+                )
+            bills = {entry.id: result.ids[entry.id] for entry in todo}
             self._observe(bills)
             return TimePosting(time_bills=bills, already=tuple(sorted(set(ids) - new)))
 

@@ -22,10 +22,11 @@ import httpx
 import msgspec
 import trio
 
-from actors.messages import Envelope, Money, TimeApproved, TimeEntry
+from actors.messages import Envelope, Money, PostTimeEntries, TimeApproved, TimeEntry
 from actors.systems import event_record
 from actors.workflows import ReplaySelection, replay
 from actors.workflows.time_expense_to_erp import SPEC
+from adapters.base import CommandResult
 from adapters.sandbox import SandboxClock, SandboxConfig, build_sandbox
 from daemon.config import Config
 from tests.e2e.stack import OWNERS, START, Stack, load_sandbox_config, open_stack
@@ -749,4 +750,45 @@ async def test_a_batch_of_good_entries_posts_them_all_without_an_exception(
         assert sorted(steps) == ["invoice_time:2026-01", "mark_time:2026-01", "post_time:2026-01"]
         assert_posted_once_and_marked(stack, {entry["id"] for entry in good})
         assert tm_invoiced(stack) == sum((bill_amount(e).amount for e in good), Decimal(0))
+        assert await stack.exceptions() == []
+
+
+async def test_an_entry_the_erp_reports_no_time_bill_for_parks_instead_of_vanishing(
+    tmp_path, autojump_clock, monkeypatch
+) -> None:
+    async with open_stack(
+        tmp_path, workflows=WORKFLOWS, config=stack_config(), sandbox_config=FAST_VENDORS
+    ) as stack:
+        stack.scenario.malformed_added = True
+        workspace = await quiet_tm_workspace(stack)
+        good = [add_time(stack, workspace, *spec) for spec in GOOD_TIME]
+        lost = good[1]["id"]
+        erp = stack.pipeline.systems.adapters["erp"]._adapter
+        execute = erp.execute
+
+        async def forgetful(command: Any) -> CommandResult:
+            # An ERP (or adapter) that posts every entry but reports one id short.
+            result = await execute(command)
+            if isinstance(command, PostTimeEntries):
+                ids = {name: id_ for name, id_ in result.ids.items() if name != lost}
+                return msgspec.structs.replace(result, ids=ids)
+            return result
+
+        monkeypatch.setattr(erp, "execute", forgetful)
+        approve(stack, good)
+        exception = await next_exception(stack)
+
+        # Not dropped in silence: the run parks naming the entry, nothing is marked yet.
+        assert exception.category == "time"
+        assert f"reported no time bill for 1 of 3 entries ({lost})" in exception.message
+        assert references(stack, "TimeEntry") == {}
+        [run] = await stack.runs(workflow=WORKFLOW)
+        assert run.status == "waiting"
+
+        # Fixed and retried: every entry posted once (found again by external id), marked.
+        monkeypatch.setattr(erp, "execute", execute)
+        await stack.journal.retry_exception(exception.id, "ops", "ERP fixed", stack.now())
+        notify_runner(stack)
+        await stack.until_idle()
+        assert_posted_once_and_marked(stack, {entry["id"] for entry in good})
         assert await stack.exceptions() == []
