@@ -419,7 +419,7 @@ def build_routes(app: StripeApp) -> list[Route]:
     @route("GET", r"/v1/invoices/([^/]+)/lines")
     def invoice_lines(p: Params, invoice_id: str) -> dict:
         invoice = state.get("invoice", invoice_id)
-        lines = invoice["lines"]["data"]
+        lines = state.invoice_lines(invoice)
         limit = p.int("limit", minimum=1, maximum=100) or 10
         after = p.str("starting_after")
         start = 0

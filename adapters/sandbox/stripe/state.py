@@ -36,6 +36,8 @@ from .errors import StripeError, invalid, no_such
 DEFAULT_API_VERSION = "2024-06-20"
 EVENT_RETENTION_S = 30 * 86400
 AUTO_ADVANCE_DELAY_S = 3600
+EMBEDDED_LINES = 10
+"""Lines an invoice object embeds (Stripe: "the first handful"; the rest by the lines list)."""
 KINDS = ("customer", "product", "price", "subscription", "invoiceitem", "invoice")
 PREFIX = {
     "customer": "cus",
@@ -599,10 +601,13 @@ class StripeState:
         invoice["total_excluding_tax"] = subtotal
         invoice["amount_due"] = max(0, subtotal - invoice["starting_balance"])
         invoice["amount_remaining"] = max(0, invoice["amount_due"] - invoice["amount_paid"])
+        # Like Stripe, the invoice object embeds only the first lines; the rest are read
+        # from GET /v1/invoices/:id/lines ("the first handful of those items":
+        # https://docs.stripe.com/api/invoice-line-item/retrieve).
         invoice["lines"] = {
             "object": "list",
-            "data": lines,
-            "has_more": False,
+            "data": lines[:EMBEDDED_LINES],
+            "has_more": len(lines) > EMBEDDED_LINES,
             "total_count": len(lines),
             "url": f"/v1/invoices/{invoice['id']}/lines",
         }
