@@ -34,10 +34,12 @@ own part:
        refs: the ERP job's system and that ERP's customer). Subscription ours but not yet
        activated → retried; not ours → nothing (milestone invoices are
        milestone_to_invoice's, foreign ones park when paid or voided, as before).
-    2. ``post_recurring_invoice`` — ``PostInvoice`` (one line: the invoice total) to that
-       ERP under canonical id ``sub-<billing invoice id>``, mapped ``invoice`` → billing and
-       ERP ids. NetSuite keys the invoice by that canonical id, and an already-mapped
-       invoice is not sent again, so replays and repeated events post it once.
+    2. ``post_recurring_invoice`` — ``PostInvoice`` to that ERP under canonical id
+       ``sub-<billing invoice id>``, mapped ``invoice`` → billing and ERP ids. Lines: the
+       feed's (the subscription items' lines as billed) when they add up to the invoice
+       total, else one line for the total (tax or discounts on top of the lines).
+       NetSuite keys the invoice by that canonical id, and an already-mapped invoice is
+       not sent again, so replays and repeated events post it once.
 
     Its payment and status changes then ``locate`` it under ``sub-<billing invoice id>``
     like a milestone invoice.
@@ -58,10 +60,11 @@ own part:
        billing) → ``billing``, nothing posted.
     2. ``post_tm_invoice`` — ``PostInvoice`` to that ERP under the canonical ``tm-`` id,
        the invoice as billing issued it (number, issue date, due date), against the
-       project, with its dimensions. Lines: the feed's lines when it reports any; Stripe's
-       feed reports none (its lines stay with the draft's items), so today one line for
-       the invoice total (tax included), as on the recurring path — whatever finance
-       changed on the draft before finalizing it is in that total. Mapped ``invoice``
+       project, with its dimensions. Lines: the feed's lines as billing issued them (one
+       per bill rate, quantity hours and unit price the rate, as time_expense_to_erp
+       created them, plus whatever finance added) when they add up to the invoice total;
+       else (tax, discounts, or a feed that reports none) one line for the total, tax
+       included, as on the recurring path. Mapped ``invoice``
        ``tm-…`` → billing id (already mapped by time_expense_to_erp) and → ERP id.
        NetSuite keys the invoice by the canonical id and an already-mapped invoice is
        not sent again, so replays and repeated events post it once.
@@ -322,15 +325,7 @@ async def _post_recurring(ctx: RunContext, invoice: Invoice, subscription: str) 
             id=canonical,
             project_id=source.project_id,
             status=InvoiceStatus.OPEN,
-            lines=(
-                InvoiceLine(
-                    id=source.line_id,
-                    description=f"Subscription {subscription} (deal line {source.line_id})",
-                    unit_price=total,
-                    amount=total,
-                    project_id=source.project_id,
-                ),
-            ),
+            lines=_recurring_lines(invoice, source, total),
         )
         await ctx.journal.map_id(INVOICE, canonical, billing, billing_invoice, ctx.deps.now())
         return await ctx.deps.execute(
@@ -430,9 +425,35 @@ async def _post_tm(ctx: RunContext, invoice: Invoice, project_id: str, period: s
     await ctx.journal.map_id(INVOICE, canonical, source.erp, result.ids[canonical], ctx.deps.now())
 
 
+def _recurring_lines(invoice: Invoice, source: Recurring, total: Money) -> tuple[InvoiceLine, ...]:
+    """The lines billing reports (the subscription items' lines) when they make the total,
+    else one line for the total."""
+    if _lines_make(invoice, total):
+        return tuple(
+            # The activation's project: a subscription bills for one project only.
+            msgspec.structs.replace(line, project_id=source.project_id)
+            for line in invoice.lines
+        )
+    return (
+        InvoiceLine(
+            id=source.line_id,
+            description=f"Subscription {source.subscription} (deal line {source.line_id})",
+            unit_price=total,
+            amount=total,
+            project_id=source.project_id,
+        ),
+    )
+
+
+def _lines_make(invoice: Invoice, total: Money) -> bool:
+    """Whether ``invoice`` has lines and they add up to ``total`` (never post lines that
+    disagree with the total: tax or discounts billing applied on top of them)."""
+    return bool(invoice.lines) and invoice.lines_total() == total
+
+
 def _tm_lines(invoice: Invoice, source: TimeAndMaterials, total: Money) -> tuple[InvoiceLine, ...]:
-    """The lines billing reports, else one line for the total (Stripe's feed has none)."""
-    if invoice.lines:
+    """The lines billing reports when they make the total, else one line for the total."""
+    if _lines_make(invoice, total):
         return tuple(
             msgspec.structs.replace(
                 line,

@@ -17,6 +17,11 @@ cursor event, the feed falls back to the same time-based read.
 Stripe keeps events for 30 days. A watermark whose ``since`` is older than that means
 events may be gone: the poll raises PermanentError saying how to recover instead of
 carrying on past a silent gap.
+
+An ``invoice.finalized`` event's invoice carries its lines (see ``canonical``). Stripe
+embeds only the first few in the event's invoice object (``lines.has_more``); the rest are
+read from ``GET /v1/invoices/:id/lines`` on the feed's own lane. Other events read nothing
+more.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from ..base import FeedPage
 from ..governor import Lane
 from .api import StripeApi
 from .canonical import InvoiceMapper
-from .wire import Customer, ListPage, decode, decode_items
+from .wire import Customer, LineItem, ListPage, decode, decode_items
 from .wire import Event as StripeEvent
 from .wire import Invoice as StripeInvoice
 
@@ -182,7 +187,9 @@ class InvoiceEventsFeed:
         previous = _previous_status(event)
         facts: list[Event] = []
         if event.type == "invoice.finalized":
-            facts.append(InvoiceIssued(invoice=self.mapper.invoice(invoice, account_id=account_id)))
+            lines = await self._lines_of(invoice)
+            issued = self.mapper.invoice(invoice, account_id=account_id, lines=lines)
+            facts.append(InvoiceIssued(invoice=issued))
             previous = previous or InvoiceStatus.DRAFT
         if status is not None and (event.type in _STATUS_EVENTS or previous is not None):
             canonical = self.mapper.invoice(invoice, account_id=account_id)
@@ -211,6 +218,23 @@ class InvoiceEventsFeed:
                 correlation_id=correlation,
             )
             for fact in facts
+        ]
+
+    async def _lines_of(self, invoice: StripeInvoice) -> list[LineItem]:
+        """Every line of a finalized invoice: the event's, plus the lines endpoint when
+        the event embeds only the first (``has_more``). A finalized invoice's lines no
+        longer change, so a re-poll reads the same."""
+        embedded = invoice.lines
+        if embedded is not None and not embedded.has_more:
+            return decode_items(embedded, LineItem, what=f"invoice {invoice.id} line")
+        return [
+            line
+            async for line in self.api.list_all(
+                f"/v1/invoices/{invoice.id}/lines",
+                LineItem,
+                lane=Lane.ANALYTICS,
+                correlation_id="",
+            )
         ]
 
     async def _account_of(self, invoice: StripeInvoice) -> str:

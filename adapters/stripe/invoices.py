@@ -26,6 +26,7 @@ from actors.messages import (
 from ..base import CommandResult
 from ..governor import Lane
 from .api import StripeApi
+from .canonical import ITEM_AMOUNT_KEY, ITEM_QUANTITY_KEY, ITEM_UNIT_KEY
 from .money import minor_units, stripe_currency, whole_quantity
 from .wire import Invoice, InvoiceItem, LineItem
 
@@ -239,20 +240,24 @@ def _planned_items(api: StripeApi, command: CreateInvoice) -> list[_PlannedItem]
         if any(item.item_id == item_id for item in planned):
             raise PermanentError(f"{what} appears twice", system=system, code="duplicate_line")
         _check_line(line, invoice.currency, system=system, what=what)
+        amount = minor_units(line.amount, system=system, what=what)
+        unit = minor_units(line.unit_price, system=system, what=what)
+        quantity = line.quantity
         metadata = {
             options.id_key: item_id,
             options.source_key: f"invoice_line:{item_id}",
             options.project_key: line.project_id or invoice.project_id,
             "pssync_milestone": line.milestone_id,
+            # The line as sent (Stripe keeps whole quantities only): the feed reads it back.
+            ITEM_QUANTITY_KEY: f"{quantity:f}",
+            ITEM_UNIT_KEY: str(unit),
+            ITEM_AMOUNT_KEY: str(amount),
         }
         body: dict[str, object] = {
             "currency": stripe_currency(invoice.currency),
             "description": line.description or None,
             "metadata": {name: value for name, value in metadata.items() if value},
         }
-        amount = minor_units(line.amount, system=system, what=what)
-        unit = minor_units(line.unit_price, system=system, what=what)
-        quantity = line.quantity
         if quantity == quantity.to_integral_value() and quantity >= 1 and unit * quantity == amount:
             # Stripe prints "quantity x unit price" on the invoice when both are exact.
             body["unit_amount"] = unit

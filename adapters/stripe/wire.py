@@ -16,11 +16,13 @@ from actors.errors import PayloadError
 
 __all__ = [
     "Address",
+    "Amount",
     "Customer",
     "Event",
     "Invoice",
     "InvoiceItem",
     "LineItem",
+    "LinePrice",
     "ListPage",
     "Price",
     "Product",
@@ -104,14 +106,30 @@ class InvoiceItem(StripeObject, kw_only=True):
     description: str | None = None
 
 
+class LinePrice(Struct, kw_only=True):
+    """The price a line bills at (``unit_amount`` in minor units)."""
+
+    unit_amount: int | None = None
+
+
 class LineItem(StripeObject, kw_only=True):
     """An invoice's line (``il_…``); ``invoice_item`` names the item it shows (2024 API
-    versions; the 2025 "basil" versions moved it under ``parent``)."""
+    versions; the 2025 "basil" versions moved it under ``parent``). ``metadata`` is the
+    invoice item's (or, for ``type`` ``subscription``, the subscription's)."""
 
     amount: int
     currency: str
     invoice_item: str | None = None
     type: str = ""
+    description: str | None = None
+    quantity: int | None = None
+    price: LinePrice | None = None
+
+
+class Amount(Struct, kw_only=True):
+    """One entry of an invoice's ``total_discount_amounts`` / ``total_tax_amounts``."""
+
+    amount: int = 0
 
 
 class StatusTransitions(Struct, kw_only=True):
@@ -141,6 +159,13 @@ class Invoice(StripeObject, kw_only=True):
     subscription: str | None = None
     """The subscription that raised it (API versions before 2025-03-31; null for others)."""
     status_transitions: StatusTransitions = msgspec.field(default_factory=StatusTransitions)
+    lines: ListPage | None = None
+    """The first lines (``has_more`` when there are others: ``GET /v1/invoices/:id/lines``)."""
+    tax: int | None = None
+    total_tax_amounts: list[Amount] = []
+    total_discount_amounts: list[Amount] | None = None
+    total_taxes: list[Amount] | None = None
+    """Tax from the 2025 "basil" API versions on (``tax`` and ``total_tax_amounts`` before)."""
 
 
 class EventData(Struct, kw_only=True):

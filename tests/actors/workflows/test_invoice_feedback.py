@@ -370,6 +370,14 @@ async def test_subscription_invoices_become_erp_receivables_and_payments(
         assert len(erp_invoices(stack)) == before_invoices + 1
         posted = netsuite(stack).records["invoice"][int(erp_id)]
         assert Decimal(str(posted["total"])) == Decimal(billed["amount_due"]) / 100
+        # Its line is the subscription item's line as Stripe billed it.
+        [item] = subscriptions[0]["items"]["data"]
+        [stripe_line] = billed["lines"]["data"]
+        [line] = posted["item"]
+        assert line["description"] == stripe_line["description"]
+        assert Decimal(str(line["quantity"])) == item["quantity"]
+        assert Decimal(str(line["rate"])) == Decimal(item["price"]["unit_amount"]) / 100
+        assert Decimal(str(line["amount"])) == Decimal(stripe_line["amount"]) / 100
 
         await settle(stack, lambda: stripe(stack).pay_invoice(billed["id"]))
 

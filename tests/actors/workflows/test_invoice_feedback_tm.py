@@ -10,6 +10,7 @@ does); the customer pays it there; the feed brings the events.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -87,6 +88,27 @@ async def until_exceptions(stack: Stack, workflow: str, count: int) -> list[Any]
 async def tm_draft(stack: Stack) -> tuple[str, dict[str, Any], Decimal]:
     """One T&M project's time approved and invoiced on its draft: the project's
     canonical id, the Stripe draft and the billed amount of the approved entries."""
+    project, draft, good = await tm_draft_entries(stack)
+    return project, draft, sum((bill_amount(entry).amount for entry in good), Decimal(0))
+
+
+def rate_lines(entries: list[dict[str, Any]]) -> list[tuple[Decimal, Decimal, Decimal]]:
+    """(hours, rate, amount) per bill rate of ``entries``, as time_expense_to_erp bills them."""
+    by_rate: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for entry in entries:
+        by_rate[entry["rate_in_cents"]].append(entry)
+    return sorted(
+        (
+            sum((Decimal(entry["time_in_minutes"]) for entry in group), Decimal(0)) / 60,
+            Decimal(rate) / 100,
+            sum((bill_amount(entry).amount for entry in group), Decimal(0)),
+        )
+        for rate, group in by_rate.items()
+    )
+
+
+async def tm_draft_entries(stack: Stack) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+    """:func:`tm_draft`, with the approved Kantata entries instead of their amount."""
     workspace = await quiet_tm_workspace(stack)
     good = [add_time(stack, workspace, *spec) for spec in GOOD_TIME]
     approve(stack, good)
@@ -99,8 +121,7 @@ async def tm_draft(stack: Stack) -> tuple[str, dict[str, Any], Decimal]:
         if invoice["metadata"].get("pssync_project") == project
         and invoice["metadata"].get("pssync_id", "").startswith("tm-")
     ]
-    billed = sum((bill_amount(entry).amount for entry in good), Decimal(0))
-    return project, draft, billed
+    return project, draft, good
 
 
 async def test_an_issued_tm_invoice_is_posted_once_and_its_payment_applied(
@@ -115,7 +136,8 @@ async def test_an_issued_tm_invoice_is_posted_once_and_its_payment_applied(
         wrap_transport=wire.wrap,
     ) as stack:
         stack.scenario.malformed_added = True  # deal_to_project's business, not ours
-        project, draft, billed = await tm_draft(stack)
+        project, draft, good = await tm_draft_entries(stack)
+        billed = sum((bill_amount(entry).amount for entry in good), Decimal(0))
         canonical = draft["metadata"]["pssync_id"]
         assert canonical == tm_invoice_id(project, PERIOD)
         assert tm_invoice_parts(canonical) == (project, PERIOD)
@@ -147,9 +169,16 @@ async def test_an_issued_tm_invoice_is_posted_once_and_its_payment_applied(
         job = await stack.journal.system_id("project", project, "erp")
         assert job is not None
         assert str(posted["entity"]["id"]) == job
-        [line] = posted["item"]  # Stripe's feed carries no lines: one for the total
-        assert Decimal(str(line["amount"])) == billed
-        assert PERIOD in line["description"]
+        # Its lines as billed: one per bill rate, hours x rate (fractional hours too,
+        # which Stripe holds as an amount only).
+        lines = posted["item"]
+        assert len(lines) == len(rate_lines(good)) > 1
+        assert any(Decimal(str(line["quantity"])) % 1 for line in lines)
+        assert sorted(
+            tuple(Decimal(str(line[k])) for k in ("quantity", "rate", "amount")) for line in lines
+        ) == rate_lines(good)
+        assert sum(Decimal(str(line["amount"])) for line in lines) == billed
+        assert all(line["description"].startswith(f"Time {PERIOD}: ") for line in lines)
         runs = await stack.runs(workflow="invoice_feedback")
         [issuing] = [
             run for run in runs if "post_tm_invoice" in await stack.journal.get_steps(run.id)
@@ -374,12 +403,18 @@ def test_tm_lines_are_billings_own_else_one_for_the_total() -> None:
         InvoiceLine(id="a", unit_price=price, amount=price),
         InvoiceLine(id="b", unit_price=price, amount=price, project_id="PRJ-2"),
     )
-    lines = _tm_lines(msgspec.structs.replace(bare, lines=own), source, total)
+    billed = Money.of("200.00", "USD")
+    lines = _tm_lines(msgspec.structs.replace(bare, lines=own), source, billed)
     assert [(li.id, li.amount, li.project_id) for li in lines] == [
         ("a", price, "PRJ-1"),
         ("b", price, "PRJ-2"),
     ]
     assert {li.dimensions for li in lines} == {dims}
+
+    # Lines that do not make the total (tax, a discount on top): one line for the total.
+    taxed = Money.of("216.00", "USD")
+    [line] = _tm_lines(msgspec.structs.replace(bare, lines=own), source, taxed)
+    assert (line.id, line.amount, line.quantity) == ("tm-PRJ-1-2026-01", taxed, Decimal(1))
 
 
 async def test_time_approved_after_finance_finalized_its_month_goes_on_the_next_draft(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -10,6 +11,7 @@ from actors.errors import PayloadError, PermanentError
 from actors.messages import (
     FinalizeInvoice,
     InvoiceIssued,
+    InvoiceLine,
     InvoiceStatus,
     InvoiceStatusChanged,
     Money,
@@ -17,10 +19,11 @@ from actors.messages import (
     envelope_id,
 )
 from adapters.base import ChangeFeed
+from adapters.governor import Lane
 from adapters.sandbox.faults import FaultConfig
 from adapters.stripe import StripeOptions
 
-from .conftest import START, Harness, build, create_invoice, upsert_customer
+from .conftest import START, Harness, build, create_invoice, upsert_customer, usd
 from .test_billing import subscription
 
 FOLLOWED = {"invoice.finalized", "invoice.paid", "invoice.voided", "invoice.marked_uncollectible"}
@@ -193,6 +196,11 @@ async def test_invoices_stripe_made_itself_name_the_customers_account(clock) -> 
     assert issued.invoice.account_id == "A-1"
     assert issued.invoice.id.startswith("in_")  # no canonical id: Stripe's own
     assert issued.invoice.total == Money.of("5000.00", "USD")
+    # The subscription item's line, under Stripe's line id (pssync made no item for it).
+    [line] = issued.invoice.lines
+    assert line.id.startswith("il_")
+    assert line.amount == issued.invoice.total
+    assert line.unit_price * line.quantity == line.amount
     await adapter.aclose()
 
 
@@ -247,4 +255,107 @@ async def test_faults_while_paging_lose_and_repeat_nothing(autojump_clock, clock
     assert sandbox.injectors["stripe"].stats.errors > 0
     assert [e.id for e in faulty] == [e.id for e in clean]
     assert len(clean) == 6 * 2 + 6 * 2
+    await adapter.aclose()
+
+
+async def issued_of(adapter) -> list[InvoiceIssued]:
+    envelopes, _, _ = await drain(feed_of(adapter), None, limit=100)
+    return [e.body for e in envelopes if isinstance(e.body, InvoiceIssued)]
+
+
+async def test_an_issued_invoice_carries_its_lines_as_pssync_sent_them(clock) -> None:
+    sandbox, recorder, adapter = build(clock, options=StripeOptions(start_epoch_s=int(START)))
+    await invoices(adapter, sandbox.vendors["stripe"].state, 1)
+    recorder.sent.clear()
+
+    [issued] = await issued_of(adapter)
+
+    invoice = issued.invoice
+    assert [
+        (line.id, line.description, line.quantity, line.unit_price, line.amount, line.project_id)
+        for line in invoice.lines
+    ] == [
+        ("L-1", "Milestone 1: discovery", 1, usd("12500.00"), usd("12500.00"), "P-1"),
+        ("L-2", "Workshops", 3, usd("400.50"), usd("1201.50"), "P-1"),
+        # Stripe holds 7.5 h only as an amount: the quantity comes back from the metadata.
+        ("L-3", "Senior consultant, 7.5 h", Decimal("7.5"), usd("180.00"), usd("1350.00"), "P-1"),
+    ]
+    assert invoice.lines_total() == invoice.total
+    # Every line was in the event: no extra reads.
+    assert not [s for s in recorder.sent if s.path.endswith("/lines")]
+    await adapter.aclose()
+
+
+async def test_lines_past_those_the_event_embeds_are_read_from_the_lines_list(clock) -> None:
+    sandbox, recorder, adapter = build(clock, options=StripeOptions(start_epoch_s=int(START)))
+    state = sandbox.vendors["stripe"].state
+    customer = (await adapter.execute(upsert_customer())).ids["customer"]
+    many = tuple(
+        InvoiceLine(
+            id=f"L-{n}",
+            description=f"Line {n}",
+            quantity=Decimal(n),
+            unit_price=Money.of("10.00", "USD"),
+            amount=Money.of(10 * n, "USD"),
+        )
+        for n in range(1, 26)
+    )
+    created = await adapter.execute(create_invoice(customer, "k1", lines=many))
+    await adapter.execute(FinalizeInvoice(idempotency_key="f1", invoice_id="INV-1"))
+    stripe_id = created.ids["invoice"]
+    [finalized] = [e for e in state.events.values() if e["type"] == "invoice.finalized"]
+    embedded = finalized["data"]["object"]["lines"]
+    assert (len(embedded["data"]), embedded["has_more"]) == (10, True)  # as Stripe does
+    feed = feed_of(adapter)
+    lanes = []
+    get = feed.api.get
+
+    async def spy(path, kind, *, lane, **kwargs):
+        lanes.append((path, lane))
+        return await get(path, kind, lane=lane, **kwargs)
+
+    feed.api.get = spy  # type: ignore[method-assign]
+    recorder.sent.clear()
+
+    [issued] = await issued_of(adapter)
+
+    assert [line.id for line in issued.invoice.lines] == [f"L-{n}" for n in range(1, 26)]
+    assert [line.quantity for line in issued.invoice.lines] == list(range(1, 26))
+    assert issued.invoice.lines_total() == issued.invoice.total == Money.of("3250.00", "USD")
+    reads = [p for p, _ in lanes if p == f"/v1/invoices/{stripe_id}/lines"]
+    assert reads
+    assert {lane for _, lane in lanes} == {Lane.ANALYTICS}  # the feed's own lane
+    await adapter.aclose()
+
+
+@pytest.mark.parametrize(
+    ("extra", "change"),
+    [
+        ({"tax": 1505, "total_tax_amounts": [{"amount": 1505}]}, 1505),
+        ({"total_discount_amounts": [{"amount": 1000}]}, -1000),
+    ],
+    ids=["taxed", "discounted"],
+)
+async def test_an_invoice_whose_lines_do_not_make_its_total_has_none(
+    clock, monkeypatch: pytest.MonkeyPatch, extra: dict, change: int
+) -> None:
+    sandbox, _, adapter = build(clock, options=StripeOptions(start_epoch_s=int(START)))
+    state = sandbox.vendors["stripe"].state
+    recompute = state._recompute
+
+    def with_extra(invoice: dict) -> None:
+        # Tax on top of the lines, or a discount off them, as Stripe computes them.
+        recompute(invoice)
+        invoice.update(extra)
+        invoice["total"] += change
+        invoice["amount_due"] += change
+
+    monkeypatch.setattr(state, "_recompute", with_extra)
+    await invoices(adapter, state, 1)
+
+    [issued] = await issued_of(adapter)
+
+    # invoice_feedback then posts one line for the total, never lines that disagree with it.
+    assert issued.invoice.lines == ()
+    assert issued.invoice.total == Money.from_minor_units(1_505_150 + change, "USD")
     await adapter.aclose()
