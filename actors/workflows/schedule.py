@@ -15,12 +15,17 @@ the same way (:class:`TmCloseScheduler`): at every tick it appends ``BillingPeri
 for the newest calendar month (UTC) whose end lies at least ``close_after_days`` days in
 the past (:func:`last_closable_period`; with 3, January closes from 4 February 00:00
 UTC), its envelope id derived from the month alone: exactly one close request per month,
-however often the scheduler ticks or restarts. Both schedulers are a :class:`Scheduler`,
-which ticks every ``interval_s`` and appends what its :meth:`~Scheduler.scheduled` says.
+however often the scheduler ticks or restarts. An operator closes a month on demand
+with :func:`request_close` (the control socket's ``close_period`` op): like an on-demand
+reconciliation its id includes the time, so it is never dropped as a repeat of the
+scheduled close, and a month that has not ended yet is refused. Both schedulers are a
+:class:`Scheduler`, which ticks every ``interval_s`` and appends what its
+:meth:`~Scheduler.scheduled` says.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -30,7 +35,7 @@ import trio
 
 from actors.actor import Actor
 from actors.interval import Interval
-from actors.messages import BillingPeriodClosed, Envelope, ReconciliationRequested
+from actors.messages import BillingPeriodClosed, Envelope, Event, ReconciliationRequested
 from actors.systems import event_record
 from store import Journal
 
@@ -42,10 +47,13 @@ __all__ = [
     "close_request",
     "last_closable_period",
     "last_complete_period",
+    "request_close",
     "request_reconciliation",
 ]
 
 log = structlog.get_logger(__name__)
+
+_MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])", re.ASCII)
 
 _DAY_S = 86_400.0
 SOURCE = "pssync"
@@ -105,6 +113,68 @@ def close_request(period: str, now: float) -> Envelope:
     )
 
 
+async def request_close(
+    journal: Journal,
+    period: str,
+    requested_by: str = "operator",
+    *,
+    now: float | None = None,
+) -> Envelope:
+    """Append an on-demand ``BillingPeriodClosed`` for ``period`` (``YYYY-MM``); returns
+    its envelope.
+
+    Each call is a new request (its id includes the time, unlike :func:`close_request`'s),
+    so an operator can close a month before its scheduled close or again after finance
+    repaired a draft. Raises ValueError for a malformed month or one that has not ended
+    at ``now`` (closing it early would finalize drafts still being filled).
+    """
+    at = time.time() if now is None else now
+    match = _MONTH.fullmatch(period)
+    try:
+        if match is None:
+            raise ValueError
+        start = date(int(match.group(1)), int(match.group(2)), 1)
+        following = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    except (ValueError, OverflowError):
+        raise ValueError(f"period {period!r}: expected a month, YYYY-MM") from None
+    if datetime.combine(following, datetime.min.time(), UTC) > datetime.fromtimestamp(at, UTC):
+        raise ValueError(
+            f"period {period!r} has not ended yet (it ends {following.isoformat()} 00:00 UTC):"
+            " closing it now would finalize drafts still being filled"
+        )
+    envelope = await _append_on_demand(
+        journal,
+        BillingPeriodClosed(period=period, requested_by=requested_by),
+        object_id=f"tm_close:{period}",
+        requested_by=requested_by,
+        at=at,
+    )
+    log.info(
+        "billing period close requested",
+        period=period,
+        requested_by=requested_by,
+        event_id=envelope.id,
+    )
+    return envelope
+
+
+async def _append_on_demand(
+    journal: Journal, body: Event, *, object_id: str, requested_by: str, at: float
+) -> Envelope:
+    """Append a request pssync raises on demand; its id includes the time (never deduped)."""
+    moment = datetime.fromtimestamp(at, UTC)
+    envelope = Envelope.new(
+        body,
+        source=SOURCE,
+        object_id=object_id,
+        version=f"{requested_by}@{at!r}",
+        occurred_at=moment,
+        recorded_at=moment,
+    )
+    await journal.append([event_record(envelope)])
+    return envelope
+
+
 async def request_reconciliation(
     journal: Journal,
     period: tuple[date, date],
@@ -123,18 +193,15 @@ async def request_reconciliation(
         raise ValueError(f"period ends ({end}) before it starts ({start})")
     at = time.time() if now is None else now
     projects = tuple(sorted(set(project_ids)))
-    moment = datetime.fromtimestamp(at, UTC)
-    envelope = Envelope.new(
+    envelope = await _append_on_demand(
+        journal,
         ReconciliationRequested(
             period_start=start, period_end=end, project_ids=projects, requested_by=requested_by
         ),
-        source=SOURCE,
         object_id=f"reconcile:{start.isoformat()}..{end.isoformat()}:{','.join(projects)}",
-        version=f"{requested_by}@{at!r}",
-        occurred_at=moment,
-        recorded_at=moment,
+        requested_by=requested_by,
+        at=at,
     )
-    await journal.append([event_record(envelope)])
     log.info(
         "reconciliation requested",
         period_start=str(start),

@@ -6,7 +6,9 @@ never finalizes it, because approvals of the month keep arriving after month end
 workflow is the close. Trigger: ``BillingPeriodClosed`` (period ``YYYY-MM``, key
 ``period:<YYYY-MM>``), appended by the
 :class:`~actors.workflows.schedule.TmCloseScheduler` once the month ended
-``close_after_days`` days ago (``[workflows.tm_close]``; one request per month). Steps:
+``close_after_days`` days ago (``[workflows.tm_close]``; one request per month), or by an
+operator at any time after the month's end (``pssync close-period``,
+:func:`~actors.workflows.schedule.request_close`). Steps:
 
 1. ``drafts`` — the month's drafts: every project pssync provisioned (a
    ProjectActivated in the journal, as reconcile finds them) whose ``tm-<project>-<month>``

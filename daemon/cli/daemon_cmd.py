@@ -1,6 +1,6 @@
 """Operator commands over the control socket: ``status``, ``actors``, ``pause``,
-``resume``, ``drain``, ``reload``, ``limits``, ``reconcile``, ``replay`` (which also
-works offline on a journal file: :mod:`daemon.cli.replay_cmd`).
+``resume``, ``drain``, ``reload``, ``limits``, ``reconcile``, ``close-period``,
+``replay`` (which also works offline on a journal file: :mod:`daemon.cli.replay_cmd`).
 
 Exit status: 0 ok, 1 the operation failed or its object was not found, 2 usage, 3 no
 daemon behind the socket, 4 permission denied.
@@ -82,6 +82,20 @@ def register(subparsers: Any) -> None:
     reconcile.add_argument("--period", help="one period, e.g. 2026-10")
     online.add_connection_options(reconcile, timeout_s=300.0)
     reconcile.set_defaults(handler=reconcile_command)
+
+    close_period = subparsers.add_parser(
+        "close-period",
+        help="run the month-end close of T&M invoices now (finalize the month's drafts)",
+        description="Request the close of one month's time-and-materials invoices now, "
+        "as its schedule would: the month's draft invoices in billing are finalized. "
+        "Default: the newest month past its close (workflows.tm_close.close_after_days). "
+        "A month that has not ended yet is refused (exit 2).",
+    )
+    close_period.add_argument(
+        "period", metavar="YYYY-MM", nargs="?", help="the month, e.g. 2026-10"
+    )
+    online.add_connection_options(close_period, timeout_s=300.0)
+    close_period.set_defaults(handler=close_period_command)
 
     replay = subparsers.add_parser(
         "replay",
@@ -297,6 +311,10 @@ def render_limits(governors: list[dict[str, Any]]) -> str:
 
 def reconcile_command(args: argparse.Namespace) -> int:
     return online.run(args, "reconcile", _generic, key=args.key, period=args.period)
+
+
+def close_period_command(args: argparse.Namespace) -> int:
+    return online.run(args, "close_period", _generic, period=args.period)
 
 
 def replay_command(args: argparse.Namespace) -> int:

@@ -97,6 +97,11 @@ class DaemonControl:
                 if handler is None:
                     raise _missing("reconcile", "the reconcile workflow (actors/workflows)")
                 return await handler(request)
+            case p.ClosePeriod():
+                handler = self.registry.close_period
+                if handler is None:
+                    raise _missing("close_period", "the tm_close workflow (actors/workflows)")
+                return await handler(request)
             case p.Replay():
                 handler = self.registry.replay
                 if handler is None:

@@ -175,6 +175,13 @@ class Reconcile(Mutation, frozen=True, kw_only=True, tag="reconcile"):
     period: str | None = None
 
 
+class ClosePeriod(Mutation, frozen=True, kw_only=True, tag="close_period"):
+    """Run the T&M month-end close (workflow tm_close) now for one month, ``YYYY-MM``;
+    without ``period``, the newest month past its close. A month not yet ended is refused."""
+
+    period: str | None = None
+
+
 class Replay(Mutation, frozen=True, kw_only=True, tag="replay"):
     """Re-run a workflow over a seq range, a time range (epoch seconds) or one key."""
 
@@ -220,6 +227,7 @@ AnyRequest = (
     | ExceptionsResolve
     | ExceptionsAssign
     | Reconcile
+    | ClosePeriod
     | Replay
     | JournalStats
     | JournalVerify

@@ -11,9 +11,10 @@ Exact shapes (structural: any object with these members will do):
   actor is a :class:`Pausable`;
 - ``registry.governors[system] = governor`` (an ``adapters.governor.Governor``; any object
   with ``snapshot()`` returning a msgspec Struct or mapping);
-- ``registry.replay = handler`` and ``registry.reconcile = handler``: ``async`` callables
-  taking the :class:`~daemon.control.protocol.Replay` / ``Reconcile`` request and returning
-  a JSON-encodable result (raise ``ControlError`` for a refusal);
+- ``registry.replay = handler``, ``registry.reconcile = handler`` and
+  ``registry.close_period = handler``: ``async`` callables taking the
+  :class:`~daemon.control.protocol.Replay` / ``Reconcile`` / ``ClosePeriod`` request and
+  returning a JSON-encodable result (raise ``ControlError`` for a refusal);
 - ``registry.reload_hooks.append(hook)``: a :class:`ReloadHook` applying changed settings
   under its ``prefixes`` to a running component.
 """
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from .protocol import Reconcile, Replay
+    from .protocol import ClosePeriod, Reconcile, Replay
     from .reload import Settings
 
 
@@ -77,6 +78,7 @@ class ReloadHook(Protocol):
 
 ReplayHandler = Callable[["Replay"], Awaitable[Any]]
 ReconcileHandler = Callable[["Reconcile"], Awaitable[Any]]
+ClosePeriodHandler = Callable[["ClosePeriod"], Awaitable[Any]]
 
 
 @dataclass
@@ -88,4 +90,5 @@ class ControlRegistry:
     governors: dict[str, GovernorView] = field(default_factory=dict)
     replay: ReplayHandler | None = None
     reconcile: ReconcileHandler | None = None
+    close_period: ClosePeriodHandler | None = None
     reload_hooks: list[ReloadHook] = field(default_factory=list)

@@ -27,7 +27,8 @@ dispatcher too (a run may have published an event, ProjectActivated).
 Control: ``registry.systems[name]`` pauses the system's pollers and commands (its
 SystemControl), ``registry.workflows[name]`` stops and restarts the workflow's runner
 (runs in hand finish), ``registry.governors[name]`` is the system's governor, and
-``registry.replay`` / ``registry.reconcile`` create runs and wake the runner.
+``registry.replay`` / ``registry.reconcile`` / ``registry.close_period`` create runs and
+wake the runner.
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ from actors.workflows.schedule import (
     ReconcileScheduler,
     Scheduler,
     TmCloseScheduler,
+    last_closable_period,
     last_complete_period,
+    request_close,
     request_reconciliation,
 )
 from adapters.base import VendorAdapter
@@ -76,7 +79,7 @@ from .slots import (
 
 if TYPE_CHECKING:
     from ..control import ControlRegistry
-    from ..control.protocol import Reconcile, Replay
+    from ..control.protocol import ClosePeriod, Reconcile, Replay
     from ..metrics import Metrics
 
 __all__ = ["Pipeline", "assemble", "parse_period", "replay_summary"]
@@ -128,6 +131,8 @@ class Pipeline:
     tm_close_interval: Interval | None = None
     """How often the tm_close scheduler looks for a month to close (None inside: off)
     when tm_close is enabled."""
+    close_after_days: int = DEFAULT_CLOSE_AFTER_DAYS
+    """Days after a month's end before it is closable (the default of ``close_period``)."""
     _closed: bool = field(default=False, repr=False)
 
     def notify_dispatcher(self) -> None:
@@ -194,6 +199,19 @@ class Pipeline:
             "period_end": period[1].isoformat(),
             "projects": [request.key] if request.key else "all",
         }
+
+    async def close_period(self, request: ClosePeriod) -> dict[str, Any]:
+        """``registry.close_period``: append an operator's BillingPeriodClosed for
+        ``period`` (without it, the newest month past its close) and wake the dispatcher.
+        A malformed month, or one that has not ended yet, is a ``bad_request``."""
+        now = self.now()
+        period = request.period or last_closable_period(now, self.close_after_days)
+        try:
+            envelope = await request_close(self.journal, period, "operator", now=now)
+        except ValueError as exc:
+            raise ControlError("bad_request", str(exc)) from None
+        self.notify_dispatcher()
+        return {"requested": envelope.id, "period": period}
 
     async def aclose(self) -> None:
         """Close every adapter (and its HTTP client); call once the root has stopped."""
@@ -418,6 +436,7 @@ def assemble(
         now=now,
         reconcile_interval=reconcile_interval,
         tm_close_interval=tm_close_interval,
+        close_after_days=close_after_days,
     )
     if registry is not None:
         _register(pipeline, adapters, registry, metrics)
@@ -455,3 +474,5 @@ def _register(
         registry.replay = pipeline.replay
     if "reconcile" in pipeline.workflows:
         registry.reconcile = pipeline.reconcile
+    if "tm_close" in pipeline.workflows:
+        registry.close_period = pipeline.close_period

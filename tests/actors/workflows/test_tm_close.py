@@ -14,13 +14,19 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
+import pytest
 import trio
 
 from actors.messages import BillingPeriodClosed, decode_envelope
 from actors.systems import event_record
 from actors.workflows import ReplaySelection, replay
 from actors.workflows.catalog import SPECS
-from actors.workflows.schedule import TmCloseScheduler, close_request, last_closable_period
+from actors.workflows.schedule import (
+    TmCloseScheduler,
+    close_request,
+    last_closable_period,
+    request_close,
+)
 from actors.workflows.time_expense_to_erp import tm_invoice_id
 from actors.workflows.tm_close import SPEC, Closing
 from store import Journal
@@ -156,6 +162,35 @@ def test_a_month_is_closable_close_after_days_after_its_end() -> None:
     assert first.key == "period:2026-01"
     assert close_request("2026-02", at("2026-03-04T00:00:00")).id != first.id
     assert "tm_close" in SPECS
+
+
+async def test_on_demand_closes_are_each_new_and_only_for_an_ended_month(
+    journal: Journal, autojump_clock
+) -> None:
+    scheduled = close_request(JANUARY, at("2026-02-04T00:00:00"))
+    assert (await journal.append([event_record(scheduled)])).new_count == 1
+    # Before the scheduled close (the month is over) and twice after it: each is new.
+    early = await request_close(journal, JANUARY, "ops", now=at("2026-02-01T00:00:00"))
+    first = await request_close(journal, JANUARY, now=at("2026-02-05T09:00:00"))
+    second = await request_close(journal, JANUARY, now=at("2026-02-05T09:00:01"))
+    assert len({scheduled.id, early.id, first.id, second.id}) == 4
+    assert {early.key, first.key, second.key} == {scheduled.key}
+    assert first.body == BillingPeriodClosed(period=JANUARY, requested_by="operator")
+    assert early.body.requested_by == "ops"
+
+    for period, now, problem in (
+        (JANUARY, at("2026-01-31T23:59:59"), "has not ended yet"),
+        ("2026-02", at("2026-02-05T09:00:00"), "has not ended yet"),
+        ("2026-13", at("2026-02-05T09:00:00"), "expected a month, YYYY-MM"),
+        ("2026-1", at("2026-02-05T09:00:00"), "expected a month, YYYY-MM"),
+        ("0000-01", at("2026-02-05T09:00:00"), "expected a month, YYYY-MM"),
+    ):
+        with pytest.raises(ValueError, match=problem):
+            await request_close(journal, period, now=now)
+    records = await journal.read_events(0, 100, ["billing_period.closed"])
+    assert [decode_envelope(r.body).id for r in records] == [
+        scheduled.id, early.id, first.id, second.id
+    ]  # fmt: skip
 
 
 # -- the workflow -----------------------------------------------------------------------

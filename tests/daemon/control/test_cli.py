@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,11 @@ from typing import Any
 import pytest
 import trio
 
+from actors.messages import decode_envelope
+from actors.workflows import Enabled, WorkflowSettings, tm_close
 from daemon.cli import main
 from daemon.control import ControlRegistry
+from daemon.pipeline import assemble
 from store import EventRecord, NewRun
 
 from .conftest import TIMEOUT_S, FakeSystem, unprivileged
@@ -360,6 +364,61 @@ async def test_limits_replay_reconcile_unavailable_until_registered(
     assert capsys.readouterr().out == "runs_created  3\ndry_run       true\n"
     assert seen[0].workflow == "deal_to_project"
     assert (seen[0].from_seq, seen[0].dry_run, seen[0].key) == (5, True, None)
+
+
+# ------------------------------------------------------------------------ close-period
+
+# 10 February 2026, 12:00 UTC: January is past its close (3 days), February is not over.
+FEB_10 = datetime(2026, 2, 10, 12, tzinfo=UTC).timestamp()
+
+
+async def test_close_period_requests_the_month_end_close(
+    start_daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = ControlRegistry()
+    daemon = await start_daemon(registry=registry)
+
+    assert await daemon.cli("close-period") == 1  # tm_close is not enabled
+    errors = capsys.readouterr().err
+    assert "unavailable: close_period is not available yet" in errors
+    assert "(expected from the tm_close workflow (actors/workflows))" in errors
+
+    assemble(
+        [],
+        daemon.journal,
+        [Enabled(tm_close.SPEC, WorkflowSettings())],
+        owners={},
+        roles={},
+        registry=registry,
+        now=lambda: FEB_10,
+    )
+    assert registry.close_period is not None
+
+    assert await daemon.cli("close-period") == 0  # the newest month past its close
+    text = capsys.readouterr().out
+    assert await daemon.cli("close-period", "2025-11", "--json") == 0
+    answer = out_json(capsys)
+
+    closes = [
+        decode_envelope(record.body)
+        for record in await daemon.journal.read_events(0, 100, ["billing_period.closed"])
+    ]
+    assert [(c.body.period, c.body.requested_by) for c in closes] == [
+        ("2026-01", "operator"),
+        ("2025-11", "operator"),
+    ]
+    assert text == f"requested  {closes[0].id}\nperiod     2026-01\n"
+    assert answer == {"requested": closes[1].id, "period": "2025-11"}
+
+    # A month not over yet (closing it would finalize drafts still being filled), or not
+    # a month at all: refused, nothing appended.
+    assert await daemon.cli("close-period", "2026-02") == 2
+    assert "bad_request: period '2026-02' has not ended yet" in capsys.readouterr().err
+    assert await daemon.cli("close-period", "2026-13", "--json") == 2
+    refused = out_json(capsys)
+    assert refused["error"]["code"] == "bad_request"
+    assert "expected a month, YYYY-MM" in refused["error"]["message"]
+    assert len(await daemon.journal.read_events(0, 100, ["billing_period.closed"])) == 2
 
 
 # ------------------------------------------------------------------------ reload

@@ -18,6 +18,20 @@ def test_a_request_decodes_to_its_operation() -> None:
     assert p.decode_request(b'{"op":"pause","name":"crm"}').mutating
 
 
+def test_close_period_decodes_with_an_optional_month() -> None:
+    request = p.decode_request(b'{"v":1,"id":4,"op":"close_period","period":"2026-01"}')
+
+    assert request == p.ClosePeriod(id=4, period="2026-01")
+    assert request.op == "close_period"
+    assert request.mutating
+    assert p.decode_request(b'{"op":"close_period"}') == p.ClosePeriod()
+    assert "close_period" in p.OPERATIONS
+    with pytest.raises(p.RequestError) as raised:
+        p.decode_request(b'{"op":"close_period","month":"2026-01"}')
+    assert raised.value.code == "bad_request"
+    assert "unknown field `month`" in raised.value.message
+
+
 @pytest.mark.parametrize(
     ("line", "code", "request_id", "message"),
     [

@@ -13,12 +13,13 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from actors.messages import decode_envelope
+from actors.errors import ControlError
+from actors.messages import BillingPeriodClosed, decode_envelope
 from actors.systems import FeedState
 from daemon.config import MetricsConfig
 from daemon.config_load import load_config
 from daemon.control import ControlRegistry
-from daemon.control.protocol import Reconcile, Replay
+from daemon.control.protocol import ClosePeriod, Reconcile, Replay
 from daemon.pipeline import SystemPausable, WorkflowSlot, parse_period
 from daemon.service import serve
 
@@ -45,6 +46,7 @@ async def test_run_wires_every_configured_component(
     assert all(isinstance(w, WorkflowSlot) for w in registry.workflows.values())
     assert registry.replay is not None
     assert registry.reconcile is not None
+    assert registry.close_period is not None
     tree = {child.name for child in daemon.root.status()}
     assert {"systems", "dispatcher", "schedule:reconcile", "schedule:tm_close"} <= tree
     assert {f"workflow:{name}" for name in daemon.config.workflows} <= tree
@@ -159,6 +161,39 @@ async def test_reconcile_appends_a_request_for_the_workflow(
 
     await daemon.until(requested)
     await daemon.until_runs_settled("reconcile")
+
+
+async def test_close_period_appends_a_close_for_tm_close(
+    daemon: Daemon, autojump_clock: MockClock
+) -> None:
+    assert daemon.registry.close_period is not None
+    result = await daemon.registry.close_period(ClosePeriod(period="2026-01"))
+    assert result["period"] == "2026-01"
+
+    async def requested() -> bool:
+        # The schedule appends its own close of the newest closable month: look for ours.
+        envelopes = [
+            decode_envelope(record.body) for record in await daemon.events("billing_period.closed")
+        ]
+        ours = [e for e in envelopes if e.id == result["requested"]]
+        return len(ours) == 1 and ours[0].body == BillingPeriodClosed(
+            period="2026-01", requested_by="operator"
+        )
+
+    await daemon.until(requested)
+
+    async def ran() -> bool:
+        runs = await daemon.runs(workflow="tm_close")
+        return any(run.key == "period:2026-01" for run in runs)
+
+    await daemon.until(ran)
+    await daemon.until_runs_settled("tm_close")
+
+    # A month not over yet is refused, and nothing is appended for it.
+    with pytest.raises(ControlError) as refused:
+        await daemon.registry.close_period(ClosePeriod(period="2999-01"))
+    assert refused.value.code == "bad_request"
+    assert "has not ended yet" in refused.value.message
 
 
 JAN_1, JAN_31 = date(2026, 1, 1), date(2026, 1, 31)
