@@ -24,14 +24,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from actors.errors import ConfigError
 from actors.interval import Interval
 from adapters.base import VendorAdapter
 from adapters.mapping import MappingSet
 
 from ..config import schedule_interval_s
-from ..errors import key_path
-from ..systems import governor_config
+from ..errors import ConfigErrors
+from ..systems import check_mappings, governor_config
 
 if TYPE_CHECKING:
     from ..control import ControlRegistry, Settings
@@ -62,9 +61,7 @@ def register_reload_hooks(pipeline: Pipeline, registry: ControlRegistry) -> None
         if interval is not None
     }
     if polls or schedules:
-        registry.reload_hooks.append(
-            ScheduleReload(polls, schedules.get("reconcile"), tm_close=schedules.get("tm_close"))
-        )
+        registry.reload_hooks.append(ScheduleReload(polls, schedules))
 
 
 class LimitsReload:
@@ -99,42 +96,21 @@ class MappingsReload:
         self.adapters = adapters
 
     def check(self, old: Settings, new: Settings) -> None:
-        """ConfigError unless every adapter accepts its vendor's new mapping file."""
-        problems = [
-            problem
-            for name, adapter in sorted(self.adapters.items())
-            if (problem := self._problem(name, adapter, new)) is not None
-        ]
+        """ConfigError unless every system's vendor has a mapping file its adapter can use
+        (the same check as start-up and ``pssync config check``)."""
+        problems = check_mappings(new.config, new.mappings)
         if problems:
-            raise problems[0]
+            raise problems[0] if len(problems) == 1 else ConfigErrors(problems)
 
     async def apply(self, old: Settings, new: Settings) -> str:
         """Swap each adapter's mapping; which systems changed, from which version to which."""
         changed: list[str] = []
         for name, adapter in sorted(self.adapters.items()):
             before = adapter.mappings.current
-            mapping = self._mapping(name, adapter, new)
+            mapping = new.mappings[adapter.mappings.vendor]
             if adapter.mappings.replace(mapping):
                 changed.append(f"{name}: {mapping.vendor} {_version_change(before, mapping)}")
         return "; ".join(changed) if changed else "no system's mapping changed"
-
-    def _mapping(self, name: str, adapter: VendorAdapter, new: Settings) -> MappingSet:
-        vendor = adapter.mappings.vendor
-        mapping = new.mappings.get(vendor)
-        if mapping is None:
-            raise ConfigError(
-                f'no mapping file for vendor "{vendor}" (system "{name}") in '
-                f"{new.config.mappings.directory}",
-                path=key_path("mappings", "directory"),
-            )
-        return mapping
-
-    def _problem(self, name: str, adapter: VendorAdapter, new: Settings) -> ConfigError | None:
-        try:
-            adapter.mappings.check(self._mapping(name, adapter, new))
-        except ConfigError as exc:
-            return exc
-        return None
 
 
 def _version_change(before: MappingSet, after: MappingSet) -> str:
@@ -150,21 +126,10 @@ class ScheduleReload:
 
     name = "schedules"
 
-    def __init__(
-        self,
-        polls: dict[str, Interval],
-        reconcile: Interval | None,
-        *,
-        tm_close: Interval | None = None,
-    ) -> None:
+    def __init__(self, polls: dict[str, Interval], workflows: dict[str, Interval]) -> None:
+        """``polls`` by system, ``workflows`` (reconcile, tm_close) by workflow name."""
         self.polls = polls
-        self.reconcile = reconcile
-        self.tm_close = tm_close
-        self.workflows = {
-            name: interval
-            for name, interval in (("reconcile", reconcile), ("tm_close", tm_close))
-            if interval is not None
-        }
+        self.workflows = workflows
         prefixes = [f"systems.{name}.poll_interval_s" for name in sorted(polls)]
         prefixes.extend(f"workflows.{name}.interval_s" for name in self.workflows)
         self.prefixes = tuple(prefixes)

@@ -91,8 +91,8 @@ async def test_reload_applies_limits_mappings_and_schedules_without_a_restart(
     assert hook(daemon, MappingsReload).adapters["erp"].mappings.version == 2
     schedules = hook(daemon, ScheduleReload)
     assert schedules.polls["crm"].seconds == 7.0
-    assert schedules.reconcile.seconds == 7200.0
-    assert schedules.tm_close.seconds == 600.0
+    assert schedules.workflows["reconcile"].seconds == 7200.0
+    assert schedules.workflows["tm_close"].seconds == 600.0
     status = (await daemon.ask("status"))["result"]
     versions = {s["name"]: s["mapping_version"] for s in status["systems"]}
     assert versions == {"crm": 1, "psa": 1, "erp": 2, "billing": 1}
