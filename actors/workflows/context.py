@@ -26,7 +26,7 @@ from actors.errors import PayloadError, PssyncError
 from actors.messages import Envelope, Money
 from store import Journal, RunRecord, StepRecord
 
-from .spec import Category
+from .spec import UNASSIGNED, Category
 
 T = TypeVar("T")
 
@@ -34,6 +34,7 @@ log = structlog.get_logger(__name__)
 
 _ENCODER = msgspec.msgpack.Encoder(decimal_format="string")
 _KEY_ENCODER = msgspec.json.Encoder()
+_OPEN_EXCEPTIONS = 1_000_000  # list_exceptions needs a limit
 
 
 class WorkflowFailure(PssyncError):
@@ -68,6 +69,7 @@ class RunContext:
         now: Callable[[], float],
         deps: Any = None,
         amount_at_risk: Money | None = None,
+        exception_owners: Mapping[str, str] | None = None,
     ) -> None:
         self.journal = journal
         self.run = run
@@ -80,6 +82,7 @@ class RunContext:
         self.current_step: str | None = None
         """The step being executed (or None between steps), for error messages."""
         self._owner = owner
+        self._exception_owners = dict(exception_owners or {})
         self._now = now
         self._completed = {
             name: record for name, record in steps.items() if record.status == "completed"
@@ -160,6 +163,57 @@ class RunContext:
         raise WorkflowFailure(
             category, message, amount=amount or self.amount_at_risk, detail=detail
         )
+
+    async def open_exception(
+        self,
+        step: str,
+        *,
+        category: Category,
+        message: str,
+        marker: tuple[str, str],
+        amount: Money | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Open an exception without stopping the run — a finding it reports and goes past
+        (a reconcile mismatch, refused entries) — and return its id.
+
+        Once: memoised as step ``step``, and a replay (new run, no memoised steps) finds
+        the open exception of this workflow whose detail holds ``marker`` (key, value)
+        instead of opening another. The owner is ``category``'s, as for :meth:`fail`.
+        """
+        key, value = marker
+
+        async def open_once() -> int:
+            for record in await self.journal.list_exceptions(
+                status="open", workflow=self.workflow, limit=_OPEN_EXCEPTIONS
+            ):
+                if _detail_value(record.detail, key) == value:
+                    log.info("exception already open", exception_id=record.id, marker=value)
+                    return record.id
+            record = await self.journal.open_exception(
+                workflow=self.workflow,
+                category=category,
+                owner=self._exception_owners.get(category, UNASSIGNED),
+                message=message,
+                correlation_id=self.correlation_id,
+                now=self._now(),
+                run_id=self.run.id,
+                amount=amount.amount if amount is not None else None,
+                currency=amount.currency if amount is not None else None,
+                detail=msgspec.json.encode({**(detail or {}), key: value}),
+            )
+            log.warning("exception opened", exception_id=record.id, category=category, marker=value)
+            return record.id
+
+        return await self.step(step, open_once, result_type=int)
+
+
+def _detail_value(detail: bytes, key: str) -> Any:
+    try:
+        decoded = msgspec.json.decode(detail) if detail else None
+    except msgspec.DecodeError:
+        return None
+    return decoded.get(key) if isinstance(decoded, dict) else None
 
 
 def idempotency_key(workflow: str, trigger_ids: tuple[str, ...], step_name: str) -> str:

@@ -63,9 +63,7 @@ class WorkflowDeps:
 
     ``erp_routes`` maps a legal entity to the ERP system that books for it; with a
     single ERP and no routes, that ERP books for every entity. ``field_owners`` maps a
-    canonical customer field to the system that owns it (customer_master). ``owners``
-    maps an exception category to who works it (``[governance.owners]``), for the
-    exceptions a workflow opens itself rather than by failing (reconcile's mismatches).
+    canonical customer field to the system that owns it (customer_master).
     """
 
     def __init__(
@@ -75,7 +73,6 @@ class WorkflowDeps:
         roles: Roles,
         erp_routes: Mapping[str, str] | None = None,
         field_owners: Mapping[str, str] | None = None,
-        owners: Mapping[str, str] | None = None,
         command_timeout_s: float = 300.0,
         now: Callable[[], float] = time.time,
         sla: SlaRecorder | None = None,
@@ -84,7 +81,6 @@ class WorkflowDeps:
         self.roles = {kind: tuple(names) for kind, names in roles.items()}
         self.erp_routes = dict(erp_routes or {})
         self.field_owners = dict(field_owners or {})
-        self.owners = dict(owners or {})
         # A command waits behind the governor and the vendor's own retries; the bound is
         # there so a wedged system surfaces as a retryable step failure, not a hang.
         self.command_timeout_s = command_timeout_s

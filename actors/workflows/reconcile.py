@@ -51,17 +51,16 @@ from actors.messages import (
 )
 from actors.systems import ReceivablesNotOffered
 from adapters.base import ProjectTotals, TotalsQuery
-from store import ExceptionRecord, Journal
+from store import Journal
 
 from .context import RunContext
-from .spec import UNASSIGNED, WorkflowSpec
+from .spec import WorkflowSpec
 
 __all__ = ["SPEC", "Mismatch", "Reading", "compare", "provisioned_projects", "reconcile"]
 
 log = structlog.get_logger(__name__)
 
 _PAGE = 1_000
-_OPEN_LIMIT = 1_000_000
 _MINUTE = Decimal(60)
 
 
@@ -242,41 +241,14 @@ async def _erp_of(ctx: RunContext, project_id: str) -> str | None:
 
 async def _open_once(ctx: RunContext, query: TotalsQuery, mismatch: Mismatch) -> None:
     marker = f"{query.project_id}|{query.period_start}..{query.period_end}|{mismatch.check}"
-    step = f"exception:{query.project_id}:{mismatch.check}"
-
-    async def open_exception() -> int:
-        for record in await ctx.journal.list_exceptions(
-            status="open", workflow=ctx.workflow, limit=_OPEN_LIMIT
-        ):
-            if _marker_of(record) == marker:
-                log.info("mismatch already has an open exception", exception_id=record.id)
-                return record.id
-        amount = mismatch.amount
-        opened = await ctx.journal.open_exception(
-            workflow=ctx.workflow,
-            category=mismatch.category,
-            owner=ctx.deps.owners.get(mismatch.category, UNASSIGNED),
-            message=mismatch.message,
-            correlation_id=ctx.correlation_id,
-            now=ctx.deps.now(),
-            amount=amount.amount if amount is not None else None,
-            currency=amount.currency if amount is not None else None,
-            detail=msgspec.json.encode(
-                {"reconcile": marker, "project_id": query.project_id, "check": mismatch.check}
-            ),
-        )
-        log.warning("reconciliation mismatch", exception_id=opened.id, check=mismatch.check)
-        return opened.id
-
-    await ctx.step(step, open_exception, result_type=int)
-
-
-def _marker_of(record: ExceptionRecord) -> str | None:
-    try:
-        detail = msgspec.json.decode(record.detail) if record.detail else None
-    except msgspec.DecodeError:
-        return None
-    return detail.get("reconcile") if isinstance(detail, dict) else None
+    await ctx.open_exception(
+        f"exception:{query.project_id}:{mismatch.check}",
+        category=mismatch.category,
+        message=mismatch.message,
+        marker=("reconcile", marker),
+        amount=mismatch.amount,
+        detail={"project_id": query.project_id, "check": mismatch.check},
+    )
 
 
 def _minutes(hours: Decimal) -> Decimal:

@@ -246,6 +246,7 @@ class WorkflowRunner(Actor[None]):
                 now=self._now,
                 deps=self.deps,
                 amount_at_risk=self._amount_at_risk(events),
+                exception_owners=self.owners,
             )
             if attempt > self.settings.max_attempts:
                 return await self._park(

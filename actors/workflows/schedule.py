@@ -25,10 +25,11 @@ scheduled close, and a month that has not ended yet is refused. Both schedulers 
 
 from __future__ import annotations
 
-import re
 import time
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import structlog
 import trio
@@ -38,6 +39,8 @@ from actors.interval import Interval
 from actors.messages import BillingPeriodClosed, Envelope, Event, ReconciliationRequested
 from actors.systems import event_record
 from store import Journal
+
+from .months import month_bounds, month_of
 
 __all__ = [
     "DEFAULT_CLOSE_AFTER_DAYS",
@@ -52,8 +55,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
-
-_MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])", re.ASCII)
 
 _DAY_S = 86_400.0
 SOURCE = "pssync"
@@ -90,14 +91,10 @@ def last_closable_period(now: float, close_after_days: int) -> str:
     days, has passed."""
     if close_after_days < 0:
         raise ValueError(f"close_after_days must be 0 or more, got {close_after_days}")
-    moment = datetime.fromtimestamp(now, UTC)
-    month_end = date(moment.year, moment.month, 1)  # the end (exclusive) of last month
-    while True:
-        start = (month_end - timedelta(days=1)).replace(day=1)
-        closes = datetime.combine(month_end, datetime.min.time(), UTC)
-        if closes + timedelta(days=close_after_days) <= moment:
-            return f"{start.year:04d}-{start.month:02d}"
-        month_end = start
+    # A month is closable once its successor's first day lies close_after_days behind:
+    # the newest one is the month before the one that moment falls in.
+    moment = datetime.fromtimestamp(now, UTC) - timedelta(days=close_after_days)
+    return month_of(moment.date().replace(day=1) - timedelta(days=1))
 
 
 def close_request(period: str, now: float) -> Envelope:
@@ -129,14 +126,7 @@ async def request_close(
     at ``now`` (closing it early would finalize drafts still being filled).
     """
     at = time.time() if now is None else now
-    match = _MONTH.fullmatch(period)
-    try:
-        if match is None:
-            raise ValueError
-        start = date(int(match.group(1)), int(match.group(2)), 1)
-        following = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
-    except (ValueError, OverflowError):
-        raise ValueError(f"period {period!r}: expected a month, YYYY-MM") from None
+    following = month_bounds(period)[1] + timedelta(days=1)
     if datetime.combine(following, datetime.min.time(), UTC) > datetime.fromtimestamp(at, UTC):
         raise ValueError(
             f"period {period!r} has not ended yet (it ends {following.isoformat()} 00:00 UTC):"
@@ -224,6 +214,9 @@ class Scheduler(Actor[None]):
     depend on its period only, so the journal drops a repeated one.
     """
 
+    default_name = "scheduler"
+    """The actor's name when the caller gives none."""
+
     def __init__(
         self,
         journal: Journal,
@@ -231,20 +224,20 @@ class Scheduler(Actor[None]):
         interval_s: float | Interval | None,
         now: Callable[[], float] = time.time,
         appended: Callable[[], None] = lambda: None,
-        name: str,
+        name: str | None = None,
         **actor_options: float,
     ) -> None:
         # No messages: it runs on the clock.
-        super().__init__(name, mailbox_size=0, **actor_options)
+        super().__init__(name or self.default_name, mailbox_size=0, **actor_options)
         self.interval = interval_s if isinstance(interval_s, Interval) else Interval(interval_s)
         self.journal = journal
         self._now = now
         self._appended = appended
         self._stop = trio.Event()
 
+    @abstractmethod
     def scheduled(self, now: float, interval_s: float) -> Envelope:
         """The request due at wall time ``now``."""
-        raise NotImplementedError
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -288,19 +281,7 @@ class ReconcileScheduler(Scheduler):
     """Appends the scheduled ``ReconciliationRequested`` of the last complete window of
     days (:func:`last_complete_period`) every ``interval_s`` (see :class:`Scheduler`)."""
 
-    def __init__(
-        self,
-        journal: Journal,
-        *,
-        interval_s: float | Interval | None,
-        now: Callable[[], float] = time.time,
-        appended: Callable[[], None] = lambda: None,
-        name: str = "reconcile-scheduler",
-        **actor_options: float,
-    ) -> None:
-        super().__init__(
-            journal, interval_s=interval_s, now=now, appended=appended, name=name, **actor_options
-        )
+    default_name = "reconcile-scheduler"
 
     def scheduled(self, now: float, interval_s: float) -> Envelope:
         return scheduled_request(last_complete_period(now, interval_s), now)
@@ -311,22 +292,14 @@ class TmCloseScheduler(Scheduler):
     ago (:func:`last_closable_period`) at every tick, every ``interval_s`` (see
     :class:`Scheduler`); one request per month, across ticks and restarts."""
 
+    default_name = "tm-close-scheduler"
+
     def __init__(
-        self,
-        journal: Journal,
-        *,
-        interval_s: float | Interval | None,
-        close_after_days: int = DEFAULT_CLOSE_AFTER_DAYS,
-        now: Callable[[], float] = time.time,
-        appended: Callable[[], None] = lambda: None,
-        name: str = "tm-close-scheduler",
-        **actor_options: float,
+        self, journal: Journal, *, close_after_days: int = DEFAULT_CLOSE_AFTER_DAYS, **options: Any
     ) -> None:
-        if close_after_days < 0:
+        if close_after_days < 0:  # fail at wiring, not at the first tick
             raise ValueError(f"close_after_days must be 0 or more, got {close_after_days}")
-        super().__init__(
-            journal, interval_s=interval_s, now=now, appended=appended, name=name, **actor_options
-        )
+        super().__init__(journal, **options)
         self.close_after_days = close_after_days
 
     def scheduled(self, now: float, interval_s: float) -> Envelope:

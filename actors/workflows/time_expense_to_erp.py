@@ -57,7 +57,6 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, timedelta
 from decimal import Decimal
 
 import msgspec
@@ -85,11 +84,12 @@ from actors.messages import (
     TimeEntry,
     decode_envelope,
 )
-from store import ExceptionRecord, Journal
+from store import Journal
 
 from .context import RunContext
 from .deal_to_project import ACCOUNT, PROJECT, activation_envelope_id
-from .spec import UNASSIGNED, WorkflowSpec
+from .months import month_bounds, month_of, next_month
+from .spec import WorkflowSpec
 
 __all__ = [
     "SPEC",
@@ -237,24 +237,7 @@ def _billable(times: Iterable[TimeEntry], expenses: Iterable[ExpenseEntry]) -> M
     return max(amounts.values(), key=lambda total: abs(total.amount))
 
 
-def _period(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
-
-
-def _next_period(period: str) -> str:
-    year, month = int(period[:4]), int(period[5:])
-    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
-
-
-def _period_bounds(period: str) -> tuple[date, date]:
-    first = date.fromisoformat(f"{period}-01")
-    next_month = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return first, next_month - timedelta(days=1)
-
-
 log = structlog.get_logger(__name__)
-
-_OPEN_LIMIT = 1_000_000  # list_exceptions needs a limit
 
 _LISTED_REFUSALS = 20
 """Refused entries named in an exception's message; its detail names every one."""
@@ -356,58 +339,29 @@ async def _report_refusals(
         for envelope in ctx.events
         if isinstance(envelope.body, TimeApproved)
     }
-    marker = _digest(tuple(sorted(versions[refusal.entry.id] for refusal in refusals)))
-    amount = refused_amount(refusals)
     run = ctx.run
-    detail = {
-        "workflow": run.workflow,
-        "run_id": run.id,
-        "key": run.key,
-        "correlation_id": run.correlation_id,
-        "replay": run.replay,
-        "trigger_ids": list(ctx.trigger_ids),
-        "refused_entries": marker,
-        "detail": {
-            "entry_ids": [refusal.entry.id for refusal in refusals],
-            "refused": [refusal.detail() for refusal in refusals],
+    await ctx.open_exception(
+        "refused",
+        category="time",
+        message=refusal_message(facts, refusals, posted),
+        marker=(
+            "refused_entries",
+            _digest(tuple(sorted(versions[refusal.entry.id] for refusal in refusals))),
+        ),
+        amount=refused_amount(refusals),
+        detail={
+            "workflow": run.workflow,
+            "run_id": run.id,
+            "key": run.key,
+            "correlation_id": run.correlation_id,
+            "replay": run.replay,
+            "trigger_ids": list(ctx.trigger_ids),
+            "detail": {
+                "entry_ids": [refusal.entry.id for refusal in refusals],
+                "refused": [refusal.detail() for refusal in refusals],
+            },
         },
-    }
-
-    async def open_exception() -> int:
-        for record in await ctx.journal.list_exceptions(
-            status="open", workflow=ctx.workflow, limit=_OPEN_LIMIT
-        ):
-            if _refusal_marker(record) == marker:
-                return record.id
-        record = await ctx.journal.open_exception(
-            workflow=ctx.workflow,
-            category="time",
-            owner=ctx.deps.owners.get("time", UNASSIGNED),
-            message=refusal_message(facts, refusals, posted),
-            correlation_id=ctx.correlation_id,
-            now=ctx.deps.now(),
-            run_id=run.id,
-            amount=amount.amount if amount is not None else None,
-            currency=amount.currency if amount is not None else None,
-            detail=msgspec.json.encode(detail),
-        )
-        log.warning(
-            "time entries refused",
-            exception_id=record.id,
-            entries=len(refusals),
-            project=facts.project.id,
-        )
-        return record.id
-
-    await ctx.step("refused", open_exception, result_type=int)
-
-
-def _refusal_marker(record: ExceptionRecord) -> str | None:
-    try:
-        detail = msgspec.json.decode(record.detail) if record.detail else None
-    except msgspec.DecodeError:
-        return None
-    return detail.get("refused_entries") if isinstance(detail, dict) else None
+    )
 
 
 def tm_invoice_id(project_id: str, period: str) -> str:
@@ -489,10 +443,10 @@ async def time_expense_to_erp(ctx: RunContext) -> None:
     }
     time_by_period: dict[str, list[TimeEntry]] = defaultdict(list)
     for entry in times:
-        time_by_period[_period(entry.date_performed)].append(entry)
+        time_by_period[month_of(entry.date_performed)].append(entry)
     expense_by_period: dict[str, list[ExpenseEntry]] = defaultdict(list)
     for entry in expenses:
-        expense_by_period[_period(entry.date_incurred)].append(entry)
+        expense_by_period[month_of(entry.date_incurred)].append(entry)
     flow = _Flow(ctx, facts, erp, approved_at)
     for period in sorted(time_by_period.keys() | expense_by_period.keys()):
         if period in time_by_period:
@@ -530,7 +484,7 @@ class _Flow:
 
     async def post_time(self, period: str, entries: list[TimeEntry]) -> TimePosting:
         ctx, name = self.ctx, f"post_time:{period}"
-        start, end = _period_bounds(period)
+        start, end = month_bounds(period)
 
         async def post() -> TimePosting:
             ids = [entry.id for entry in entries]
@@ -719,7 +673,7 @@ class _Flow:
                         period=period,
                         closed=target,
                     )
-                    target = _next_period(target)
+                    target = next_month(target)
                     continue
                 return TimeInvoicing(
                     invoice=result.ids.get("invoice", ""),

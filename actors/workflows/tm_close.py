@@ -39,14 +39,13 @@ from actors.messages import BillingPeriodClosed, Envelope, FinalizeInvoice
 
 from .context import RunContext
 from .reconcile import provisioned_projects
-from .spec import UNASSIGNED, WorkflowSpec
+from .spec import WorkflowSpec
 from .time_expense_to_erp import tm_invoice_id
 
 __all__ = ["SPEC", "Closing", "Draft", "tm_close"]
 
 log = structlog.get_logger(__name__)
 
-_OPEN_LIMIT = 1_000_000
 INVOICE = "invoice"
 """The id map kind of invoices (canonical ``tm-…`` id → the billing invoice)."""
 
@@ -129,47 +128,21 @@ async def _finalize(ctx: RunContext, billing: str, draft: Draft) -> Closing:
 
 
 async def _open_once(ctx: RunContext, period: str, draft: Draft, problem: str) -> None:
-    marker = f"{draft.project_id}|{period}"
-
-    async def open_exception() -> int:
-        for record in await ctx.journal.list_exceptions(
-            status="open", workflow=ctx.workflow, limit=_OPEN_LIMIT
-        ):
-            if _marker_of(record.detail) == marker:
-                log.info("draft already has an open exception", exception_id=record.id)
-                return record.id
-        opened = await ctx.journal.open_exception(
-            workflow=ctx.workflow,
-            category="billing",
-            owner=ctx.deps.owners.get("billing", UNASSIGNED),
-            message=f"The {period} time-and-materials invoice {draft.invoice_id} of project"
-            f" {draft.project_id} (billing invoice {draft.billing_id}) could not be issued at"
-            f" the month's close: {problem}. The month's billable time on it is not invoiced."
-            " Repair or re-create the invoice in billing and finalize it there (pssync then"
-            " posts it to the ERP), then resolve this exception",
-            correlation_id=ctx.correlation_id,
-            now=ctx.deps.now(),
-            detail=msgspec.json.encode(
-                {
-                    "tm_close": marker,
-                    "project_id": draft.project_id,
-                    "invoice_id": draft.invoice_id,
-                    "billing_invoice_id": draft.billing_id,
-                }
-            ),
-        )
-        log.warning("draft refused at close", exception_id=opened.id, invoice=draft.invoice_id)
-        return opened.id
-
-    await ctx.step(f"exception:{draft.project_id}", open_exception, result_type=int)
-
-
-def _marker_of(detail: bytes | None) -> str | None:
-    try:
-        decoded = msgspec.json.decode(detail) if detail else None
-    except msgspec.DecodeError:
-        return None
-    return decoded.get("tm_close") if isinstance(decoded, dict) else None
+    await ctx.open_exception(
+        f"exception:{draft.project_id}",
+        category="billing",
+        message=f"The {period} time-and-materials invoice {draft.invoice_id} of project"
+        f" {draft.project_id} (billing invoice {draft.billing_id}) could not be issued at"
+        f" the month's close: {problem}. The month's billable time on it is not invoiced."
+        " Repair or re-create the invoice in billing and finalize it there (pssync then"
+        " posts it to the ERP), then resolve this exception",
+        marker=("tm_close", f"{draft.project_id}|{period}"),
+        detail={
+            "project_id": draft.project_id,
+            "invoice_id": draft.invoice_id,
+            "billing_invoice_id": draft.billing_id,
+        },
+    )
 
 
 def _no_amount(events: tuple[Envelope, ...]) -> None:

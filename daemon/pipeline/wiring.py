@@ -56,6 +56,7 @@ from actors.workflows import (
     plan_replay,
     replay,
 )
+from actors.workflows.months import month_bounds
 from actors.workflows.schedule import (
     DEFAULT_CLOSE_AFTER_DAYS,
     ReconcileScheduler,
@@ -234,9 +235,7 @@ def parse_period(text: str | None, *, now: float) -> tuple[dt.date, dt.date]:
             first, _, last = text.partition("..")
             start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
         elif len(text) == 7:
-            start = dt.date.fromisoformat(f"{text}-01")
-            following = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-            end = following - dt.timedelta(days=1)
+            start, end = month_bounds(text)
         else:
             start = end = dt.date.fromisoformat(text)
     except ValueError:
@@ -360,7 +359,6 @@ def assemble(
         roles={kind: tuple(names) for kind, names in roles.items()},
         erp_routes=erp_routes,
         field_owners=field_owners,
-        owners=owners,
         command_timeout_s=command_timeout_s,
         now=now,
         sla=metrics,
